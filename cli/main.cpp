@@ -1,1 +1,31 @@
-int main() { return 0; }
+// stowctl: Stowage's image and registries engine by hand. main() only wires subcommands and
+// turns errors into one clear line and a non-zero exit code.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "base/error.h"
+#include "registries_cmd.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"stowctl: manage how nodes reach container registries and which images they hold",
+               "stowctl"};
+  app.set_version_flag("--version", "stowctl 0.1.0");
+  app.require_subcommand(1);
+  app.footer("Run 'stowctl COMMAND --help' for more on a command.");
+  int exit_code = 0;
+  stowctl::add_registries_command(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  } catch (const stowage::Error& e) {
+    std::cerr << "Error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "Error: " << e.what() << "\n";
+    return 1;
+  }
+  return exit_code;
+}

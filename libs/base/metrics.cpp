@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <regex>
 
 #include "base/error.h"
 
@@ -80,13 +79,15 @@ template class Family<Histogram>;
 
 namespace {
 
-const std::regex& metric_name_re() {
-  static const std::regex re("[a-zA-Z_:][a-zA-Z0-9_:]*");
-  return re;
-}
-const std::regex& label_name_re() {
-  static const std::regex re("[a-zA-Z_][a-zA-Z0-9_]*");
-  return re;
+bool is_name(const std::string& s, bool allow_colon) {
+  if (s.empty()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                    (allow_colon && c == ':') || (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
 }
 
 std::string label_block(const std::vector<std::string>& names,
@@ -147,11 +148,11 @@ std::string escape_label_value(const std::string& v) {
 
 void MetricsRegistry::check_new_name(const std::string& name,
                                      const std::vector<std::string>& labels) const {
-  if (!std::regex_match(name, metric_name_re())) {
+  if (!is_name(name, true)) {
     throw Error(Code::kInvalidArgument, "invalid metric name \"" + name + "\"");
   }
   for (const auto& l : labels) {
-    if (!std::regex_match(l, label_name_re()) || l.starts_with("__") || l == "le") {
+    if (!is_name(l, false) || l.starts_with("__") || l == "le") {
       throw Error(Code::kInvalidArgument, "metric " + name + ": invalid label name \"" + l + "\"");
     }
   }
@@ -201,7 +202,9 @@ std::string MetricsRegistry::render() const {
   std::lock_guard lock(mu_);
   // Merge the three maps by name so output is sorted regardless of kind.
   std::map<std::string, std::string> blocks;
-  for (const auto& [name, f] : counters_) {
+  for (const auto& entry : counters_) {
+    const std::string& name = entry.first;
+    const auto& f = entry.second;
     std::string out;
     header(out, name, f->help(), "counter");
     f->for_each([&](const std::vector<std::string>& values, const Counter& c) {
@@ -209,7 +212,9 @@ std::string MetricsRegistry::render() const {
     });
     blocks[name] = std::move(out);
   }
-  for (const auto& [name, f] : gauges_) {
+  for (const auto& entry : gauges_) {
+    const std::string& name = entry.first;
+    const auto& f = entry.second;
     std::string out;
     header(out, name, f->help(), "gauge");
     f->for_each([&](const std::vector<std::string>& values, const Gauge& g) {
@@ -217,7 +222,9 @@ std::string MetricsRegistry::render() const {
     });
     blocks[name] = std::move(out);
   }
-  for (const auto& [name, f] : histograms_) {
+  for (const auto& entry : histograms_) {
+    const std::string& name = entry.first;
+    const auto& f = entry.second;
     std::string out;
     header(out, name, f->help(), "histogram");
     f->for_each([&](const std::vector<std::string>& values, const Histogram& h) {
