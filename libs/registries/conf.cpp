@@ -211,12 +211,16 @@ void check_strict_location(std::string_view what, std::string_view value) {
   }
 }
 
-std::string reason_of(const Error& e, std::string_view input) {
+std::string reason_of(const Error& e) {
   // libs/reference says `invalid reference "<input>": <reason>`; containers/image prints the
   // distribution reason alone.
-  std::string msg = e.what();
-  const std::string head = "invalid reference \"" + std::string(input) + "\": ";
-  if (msg.starts_with(head)) msg.erase(0, head.size());
+  const std::string msg = e.what();
+  constexpr std::string_view kHead = "invalid reference \"";
+  if (msg.starts_with(kHead)) {
+    if (const auto end = msg.find("\": ", kHead.size()); end != std::string::npos) {
+      return msg.substr(end + 3);
+    }
+  }
   return msg;
 }
 
@@ -230,7 +234,7 @@ std::string short_name_problem(const std::string& name) {
   try {
     ref = Reference::parse(name);
   } catch (const Error& e) {
-    return fmt::format("cannot parse short name: {}: {}", go_quote(name), reason_of(e, name));
+    return fmt::format("cannot parse short name: {}: {}", go_quote(name), reason_of(e));
   }
   if (ref.digest) return fmt::format("invalid short name {}: must not contain digest", go_quote(name));
   if (ref.tag) return fmt::format("invalid short name {}: must not contain tag", go_quote(name));
@@ -245,7 +249,7 @@ std::string alias_value_problem(const std::string& value) {
   try {
     ref = Reference::parse(value);
   } catch (const Error& e) {
-    return fmt::format("parsing alias {}: {}", go_quote(value), reason_of(e, value));
+    return fmt::format("parsing alias {}: {}", go_quote(value), reason_of(e));
   }
   if (ref.digest) return fmt::format("invalid alias {}: must not contain digest", go_quote(value));
   if (ref.tag) return fmt::format("invalid alias {}: must not contain tag", go_quote(value));

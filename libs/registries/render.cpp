@@ -81,7 +81,7 @@ std::string render_v2(const Config& c, bool full_file) {
   for (const auto& r : c.registries) {
     out += "\n[[registry]]\n";
     out += "prefix = " + toml_quote(r.prefix) + "\n";
-    out += "location = " + toml_quote(r.location) + "\n";
+    if (!r.location.empty()) out += "location = " + toml_quote(r.location) + "\n";
     if (r.insecure) out += "insecure = true\n";
     if (r.blocked) out += "blocked = true\n";
     if (r.mirror_by_digest_only) out += "mirror-by-digest-only = true\n";
@@ -167,6 +167,9 @@ std::vector<RenderedFile> render_containerd(const Config& c, std::vector<std::st
   }
   std::vector<RenderedFile> files;
   for (const auto& [host, r] : by_host) {
+    if (r->mirrors.empty() && !r->insecure && r->location == r->prefix) {
+      continue;  // nothing containerd would do differently from its defaults
+    }
     if (r->prefix != host) {
       warnings.push_back(fmt::format(
           "containerd applies registry settings per host: \"{}\" applies to all of \"{}\"",

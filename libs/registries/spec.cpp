@@ -278,10 +278,10 @@ Config merge_registry_configs(std::vector<NamedRegistryConfig> configs) {
     return a.name > b.name;
   });
   Config merged;
-  std::string names;
+  std::string names;  // highest precedence first
   for (const auto& rc : configs) {
     merge_into(merged, spec_to_config(rc));
-    names += (names.empty() ? "" : ", ") + rc.name;
+    names = rc.name + (names.empty() ? "" : ", ") + names;
   }
   // Tables from different RegistryConfigs may now conflict (same location, different flags).
   ParsedFile file;
