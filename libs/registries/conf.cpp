@@ -42,17 +42,19 @@ std::string go_quote(std::string_view s) {
 
 // ---- TOML decoding -------------------------------------------------------------------------
 
+// The Go type (%T) BurntSushi/toml decodes a TOML value into, as its type errors name it. Arrays
+// and tables print differently across BurntSushi versions ("[]interface {}", later "[]any").
 std::string toml_type_name(const toml::node& n) {
   switch (n.type()) {
     case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
+    case toml::node_type::integer: return "int64";
+    case toml::node_type::floating_point: return "float64";
     case toml::node_type::boolean: return "bool";
     case toml::node_type::array: return "array";
     case toml::node_type::table: return "table";
-    case toml::node_type::date: return "date";
-    case toml::node_type::time: return "time";
-    case toml::node_type::date_time: return "datetime";
+    case toml::node_type::date:
+    case toml::node_type::time:
+    case toml::node_type::date_time: return "time.Time";
     default: return "unknown";
   }
 }
