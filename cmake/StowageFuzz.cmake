@@ -15,7 +15,7 @@ function(stowage_fuzz name)
   set(_work ${CMAKE_BINARY_DIR}/fuzz-corpus/${name})
   add_test(NAME ${name}
       COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
-              sh -c "rm -rf '${_work}' && mkdir -p '${_work}' && exec \"$0\" -max_total_time=${STOWAGE_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 '${_work}' '${ARG_CORPUS}'"
+              sh -c "rm -rf '${_work}' && mkdir -p '${_work}' '${CMAKE_BINARY_DIR}/fuzz-artifacts' && exec \"$0\" -max_total_time=${STOWAGE_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix='${CMAKE_BINARY_DIR}/fuzz-artifacts/${name}-' '${_work}' '${ARG_CORPUS}'"
               $<TARGET_FILE:${name}>)
   set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 120)
 endfunction()

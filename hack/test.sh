@@ -17,10 +17,8 @@ trap 'rm -rf "$logdir"' EXIT
 configure() {  # dir, extra cmake args...
   local dir=$1
   shift
-  if [ ! -f "$dir/build.ninja" ]; then
-    cmake -S . -B "$dir" -G Ninja "$@" >"$logdir/cmake-$(basename "$dir").log" 2>&1 ||
-      { cat "$logdir/cmake-$(basename "$dir").log"; return 1; }
-  fi
+  cmake -S . -B "$dir" -G Ninja "$@" >"$logdir/cmake-$(basename "$dir").log" 2>&1 ||
+    { cat "$logdir/cmake-$(basename "$dir").log"; return 1; }
   echo "== building $dir"
   local log="$logdir/build-$(basename "$dir").log"
   cmake --build "$dir" -j "$jobs" >"$log" 2>&1

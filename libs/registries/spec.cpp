@@ -119,10 +119,16 @@ json yaml_to_json(const YAML::Node& n) {
   return nullptr;
 }
 
+// A string member, or "" when absent or not a string (the caller reports what is missing).
+std::string string_member(const json& obj, const char* key) {
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 void collect_objects(const json& doc, std::string_view source, std::vector<NamedRegistryConfig>& out) {
   if (doc.is_null()) return;
   if (!doc.is_object()) invalid(fmt::format("{}: a document is not an object", source));
-  const std::string kind = doc.value("kind", "");
+  const std::string kind = string_member(doc, "kind");
   if (kind == "List" || kind.ends_with("List")) {
     if (doc.contains("items") && doc["items"].is_array()) {
       for (const auto& item : doc["items"]) collect_objects(item, source, out);
@@ -133,14 +139,14 @@ void collect_objects(const json& doc, std::string_view source, std::vector<Named
     invalid(fmt::format("{}: expected kind RegistryConfig, found {}", source,
                         kind.empty() ? std::string("no kind") : "\"" + kind + "\""));
   }
-  const std::string api = doc.value("apiVersion", "");
+  const std::string api = string_member(doc, "apiVersion");
   if (api != "stowage.io/v1alpha1") {
     invalid(fmt::format("{}: RegistryConfig apiVersion must be stowage.io/v1alpha1, found \"{}\"",
                         source, api));
   }
   NamedRegistryConfig rc;
   if (doc.contains("metadata") && doc["metadata"].is_object()) {
-    rc.name = doc["metadata"].value("name", "");
+    rc.name = string_member(doc["metadata"], "name");
   }
   if (rc.name.empty()) invalid(fmt::format("{}: RegistryConfig without metadata.name", source));
   try {

@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const stowage::Error&) {
     return 0;
   }
-  const std::string rendered = reg::render_v2(c, true);
+  const std::string rendered = reg::render_v2(c, false);
   reg::Config back;
   try {
     back = reg::load_text(rendered, "rendered.conf", reg::FileRole::kMain);
