@@ -248,3 +248,40 @@ TEST(RegistryConfigMerge, MatchingBySelector) {
 
 }  // namespace
 }  // namespace stowage::registries
+
+namespace stowage::registries {
+namespace {
+
+TEST(RegistryConfigSpec, RefusesHostileYaml) {
+  const std::string head = "apiVersion: stowage.io/v1alpha1\nkind: RegistryConfig\nmetadata: {name: a}\n";
+  // Nested anchors: each level doubles; expanded it would be 2^40 nodes.
+  std::string bomb = head + "spec:\n  aliases:\n    l0: &l0 [x, x]\n";
+  for (int i = 1; i <= 40; ++i) {
+    bomb += "    l" + std::to_string(i) + ": &l" + std::to_string(i) + " [*l" +
+            std::to_string(i - 1) + ", *l" + std::to_string(i - 1) + "]\n";
+  }
+  const struct {
+    const char* name;
+    std::string text;
+    const char* needle;
+  } cases[] = {
+      {"alias bomb", bomb, "after expanding aliases"},
+      {"deep flow nesting", head + "spec: " + std::string(10'000, '[') + std::string(10'000, ']'),
+       "nested deeper than 64 levels"},
+      {"deep JSON", std::string(10'000, '[') + std::string(10'000, ']'), "nested deeper than 64"},
+      {"non-scalar key", head + "spec:\n  ? [a, b]\n  : 1\n", "a mapping key must be a string"},
+      {"too large", head + "# " + std::string(9u << 20, 'x') + "\n", "larger than 8 MiB"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    try {
+      read_registry_configs(c.text, "f");
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.needle), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace stowage::registries
