@@ -1,7 +1,6 @@
 // stowctl: Stowage's image and registries engine by hand. main() only wires subcommands and
 // turns errors into one clear line and a non-zero exit code.
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "base/error.h"

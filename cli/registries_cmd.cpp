@@ -46,7 +46,8 @@ int run_render(const RenderOptions& o) {
   std::vector<reg::NamedRegistryConfig> all;
   for (const auto& f : o.files) {
     auto got = reg::read_registry_configs(read_input(f), f);
-    if (got.empty()) throw stowage::Error(stowage::Code::kInvalidArgument, f + ": no RegistryConfig found");
+    if (got.empty())
+      throw stowage::Error(stowage::Code::kInvalidArgument, f + ": no RegistryConfig found");
     for (auto& rc : got) all.push_back(std::move(rc));
   }
   std::vector<reg::NamedRegistryConfig> chosen = all;
@@ -97,7 +98,8 @@ int run_validate(const ValidateOptions& o) {
   std::error_code ec;
   if (o.as == "resource" || (o.as == "auto" && is_resource_file(p))) {
     auto rcs = reg::read_registry_configs(read_input(o.path), o.path);
-    if (rcs.empty()) throw stowage::Error(stowage::Code::kInvalidArgument, o.path + ": no RegistryConfig found");
+    if (rcs.empty())
+      throw stowage::Error(stowage::Code::kInvalidArgument, o.path + ": no RegistryConfig found");
     for (const auto& rc : rcs) reg::spec_to_config(rc);
     reg::merge_registry_configs(rcs);
     std::cout << o.path << ": valid (" << rcs.size() << " RegistryConfig"
@@ -113,7 +115,8 @@ int run_validate(const ValidateOptions& o) {
     c = reg::load_file(p, reg::FileRole::kMain, &warnings);
   }
   print_warnings(warnings);
-  const size_t search = c.unqualified_search_registries ? c.unqualified_search_registries->size() : 0;
+  const size_t search =
+      c.unqualified_search_registries ? c.unqualified_search_registries->size() : 0;
   std::cout << o.path << ": valid (" << c.registries.size() << " [[registry]] table"
             << (c.registries.size() == 1 ? "" : "s") << ", " << search << " search registr"
             << (search == 1 ? "y" : "ies") << ", " << c.aliases.size() << " alias"
@@ -134,8 +137,9 @@ void add_registries_command(CLI::App& app, int* exit_code) {
       "Render RegistryConfig resources into registries configuration.\n"
       "Several RegistryConfigs merge by spec.priority (higher wins per registry prefix,\n"
       "ties by name), as the operator merges them for a node.");
-  render->add_option("-f,--filename", ro->files,
-                     "RegistryConfig YAML or JSON file ('-' for stdin); repeatable")
+  render
+      ->add_option("-f,--filename", ro->files,
+                   "RegistryConfig YAML or JSON file ('-' for stdin); repeatable")
       ->required();
   auto* labels = render->add_option(
       "--node-labels", ro->node_labels,
@@ -154,7 +158,8 @@ void add_registries_command(CLI::App& app, int* exit_code) {
   render->footer(
       "Examples:\n"
       "  stowctl registries render -f manifests/samples/registryconfig-classic.yaml\n"
-      "  stowctl registries render -f a.yaml -f b.yaml --node-labels node-role.kubernetes.io/worker=\n"
+      "  stowctl registries render -f a.yaml -f b.yaml --node-labels "
+      "node-role.kubernetes.io/worker=\n"
       "  stowctl registries render -f mirrors.yaml --format containerd -o /etc/containerd/certs.d");
   render->callback([ro, labels, exit_code] {
     ro->node_labels_set = labels->count() > 0;

@@ -8,7 +8,9 @@ Clock::TimePoint RealClock::now() const {
   return std::chrono::time_point_cast<Duration>(std::chrono::steady_clock::now());
 }
 
-Clock::WallTime RealClock::wall_now() const { return std::chrono::system_clock::now(); }
+Clock::WallTime RealClock::wall_now() const {
+  return std::chrono::system_clock::now();
+}
 
 bool RealClock::sleep_until(TimePoint deadline, std::stop_token stop) {
   std::mutex mu;

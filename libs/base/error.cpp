@@ -26,10 +26,8 @@ bool code_retryable(Code code) {
     case Code::kDeadlineExceeded:
     case Code::kResourceExhausted:
     case Code::kConflict:
-    case Code::kGone:
-      return true;
-    default:
-      return false;
+    case Code::kGone: return true;
+    default: return false;
   }
 }
 
@@ -40,8 +38,14 @@ Error Error::wrap(std::string_view context) const {
   return Error(code_, std::move(message));
 }
 
-void throw_invalid(std::string message) { throw Error(Code::kInvalidArgument, std::move(message)); }
-void throw_not_found(std::string message) { throw Error(Code::kNotFound, std::move(message)); }
-void throw_internal(std::string message) { throw Error(Code::kInternal, std::move(message)); }
+void throw_invalid(std::string message) {
+  throw Error(Code::kInvalidArgument, std::move(message));
+}
+void throw_not_found(std::string message) {
+  throw Error(Code::kNotFound, std::move(message));
+}
+void throw_internal(std::string message) {
+  throw Error(Code::kInternal, std::move(message));
+}
 
 }  // namespace stowage

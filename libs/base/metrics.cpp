@@ -55,9 +55,8 @@ std::uint64_t Histogram::count() const {
 template <typename T>
 T& Family<T>::with(const std::vector<std::string>& values) {
   if (values.size() != labels_.size()) {
-    throw Error(Code::kInvalidArgument,
-                fmt::format("metric {}: {} label values for {} labels", name_, values.size(),
-                            labels_.size()));
+    throw Error(Code::kInvalidArgument, fmt::format("metric {}: {} label values for {} labels",
+                                                    name_, values.size(), labels_.size()));
   }
   std::lock_guard lock(mu_);
   auto it = children_.find(values);
@@ -126,7 +125,8 @@ void header(std::string& out, const std::string& name, const std::string& help,
 std::string format_metric_value(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  if (v == std::floor(v) && std::fabs(v) < 1e15)
+    return fmt::format("{}", static_cast<long long>(v));
   return fmt::format("{}", v);
 }
 

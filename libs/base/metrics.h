@@ -44,7 +44,7 @@ class Histogram {
 
  private:
   std::vector<double> bounds_;
-  mutable std::mutex mu_;  // guards counts_, sum_
+  mutable std::mutex mu_;              // guards counts_, sum_
   std::vector<std::uint64_t> counts_;  // per bucket, non-cumulative; last is +Inf
   double sum_ = 0.0;
 };
@@ -57,7 +57,9 @@ class Family {
  public:
   Family(std::string name, std::string help, std::vector<std::string> labels,
          std::vector<double> bounds = {})
-      : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)),
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        labels_(std::move(labels)),
         bounds_(std::move(bounds)) {}
 
   // The child for these label values (as many as label names; throws InvalidArgument if not).

@@ -35,7 +35,9 @@ void Sha256::update(const void* data, std::size_t size) {
   }
 }
 
-void Sha256::update(std::string_view data) { update(data.data(), data.size()); }
+void Sha256::update(std::string_view data) {
+  update(data.data(), data.size());
+}
 
 std::array<std::uint8_t, 32> Sha256::finish() {
   std::array<std::uint8_t, 32> out{};
@@ -67,6 +69,8 @@ std::string sha256_hex(std::string_view data) {
   return h.finish_hex();
 }
 
-std::string sha256_digest(std::string_view data) { return "sha256:" + sha256_hex(data); }
+std::string sha256_digest(std::string_view data) {
+  return "sha256:" + sha256_hex(data);
+}
 
 }  // namespace stowage

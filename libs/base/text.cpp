@@ -43,4 +43,81 @@ std::optional<std::size_t> find_invalid_utf8(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<std::string> unsafe_yaml_reason(std::string_view text, int max_flow_depth) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      return std::string("control character 0x") + kHex[c >> 4] + kHex[c & 0xf] + " at byte " +
+             std::to_string(i);
+    }
+  }
+  if (const auto bad = find_invalid_utf8(text)) {
+    return "not UTF-8 at byte " + std::to_string(*bad);
+  }
+  int depth = 0;
+  char quote = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quote != 0) {
+      if (c == quote || c == '\n') quote = 0;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_flow_depth) {
+        return "nested deeper than " + std::to_string(max_flow_depth) + " levels at byte " +
+               std::to_string(i);
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<YamlDocument> split_yaml_documents(std::string_view text) {
+  std::vector<YamlDocument> docs;
+  YamlDocument current;
+  bool has_content = false;
+  int line_no = 0;
+  auto flush = [&] {
+    if (has_content) docs.push_back(std::move(current));
+    current = YamlDocument{};
+    has_content = false;
+  };
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(pos, end - pos);
+    const bool marker = line.starts_with("---") || line.starts_with("...");
+    if (marker && (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r')) {
+      flush();
+      current.first_line = line_no + 1;
+      if (line.starts_with("---")) {
+        const std::string_view rest = line.substr(3);
+        const auto first = rest.find_first_not_of(" \t\r");
+        if (first != std::string_view::npos && rest[first] != '#') {
+          current.first_line = line_no;
+          current.text.append(3, ' ');  // keep the columns of content after the marker
+          current.text.append(rest);
+          current.text += '\n';
+          has_content = true;
+        }
+      }
+    } else {
+      const auto first = line.find_first_not_of(" \t\r");
+      if (first != std::string_view::npos && line[first] != '#') has_content = true;
+      current.text.append(line);
+      current.text += '\n';
+    }
+    pos = end + 1;
+    ++line_no;
+  }
+  flush();
+  return docs;
+}
+
 }  // namespace stowage

@@ -1,12 +1,12 @@
 #include "registries/conf.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <cctype>
+#include <nlohmann/json.hpp>
 #include <set>
-#include <toml++/toml.h>
 
 #include "base/error.h"
 #include "base/files.h"
@@ -195,7 +195,9 @@ bool is_domain(std::string_view s) {
   return true;
 }
 
-bool is_wildcard(std::string_view prefix) { return prefix.starts_with("*."); }
+bool is_wildcard(std::string_view prefix) {
+  return prefix.starts_with("*.");
+}
 
 // Stricter than podman 4.3 (reference §4, §18): a tag or digest in a prefix or location never
 // works, and '*' is meaningful only as the leading "*." of a prefix.
@@ -238,7 +240,8 @@ std::string short_name_problem(const std::string& name) {
   } catch (const Error& e) {
     return fmt::format("cannot parse short name: {}: {}", go_quote(name), reason_of(e));
   }
-  if (ref.digest) return fmt::format("invalid short name {}: must not contain digest", go_quote(name));
+  if (ref.digest)
+    return fmt::format("invalid short name {}: must not contain digest", go_quote(name));
   if (ref.tag) return fmt::format("invalid short name {}: must not contain tag", go_quote(name));
   if (domain_like(ref.domain)) {
     return fmt::format("invalid short name {}: must not contain registry", go_quote(name));
@@ -387,8 +390,7 @@ Config validate(ParsedFile file, FileRole role, std::vector<std::string>* warnin
       reg.prefix = reg.location;
     } else {
       reg.prefix = parse_location(reg.prefix);
-      if (is_wildcard(reg.prefix) &&
-          reg.prefix.find_first_of("/@:") != std::string::npos) {
+      if (is_wildcard(reg.prefix) && reg.prefix.find_first_of("/@:") != std::string::npos) {
         invalid(fmt::format(
             "Wildcarded prefix should be in the format: *.example.com. Current prefix {} is "
             "incorrectly formatted",
@@ -418,10 +420,10 @@ Config validate(ParsedFile file, FileRole role, std::vector<std::string>* warnin
       mir.location = parse_location(mir.location);
       if (mir.location.empty()) invalid("invalid condition: mirror location is unset");
       if (reg.mirror_by_digest_only && !mir.pull_from_mirror.empty()) {
-        invalid(fmt::format(
-            "cannot set mirror usage mirror-by-digest-only for the registry ({}) and "
-            "pull-from-mirror for per-mirror ({}) at the same time",
-            go_quote(reg.prefix), go_quote(mir.location)));
+        invalid(
+            fmt::format("cannot set mirror usage mirror-by-digest-only for the registry ({}) and "
+                        "pull-from-mirror for per-mirror ({}) at the same time",
+                        go_quote(reg.prefix), go_quote(mir.location)));
       }
       if (!mir.pull_from_mirror.empty() && mir.pull_from_mirror != "all" &&
           mir.pull_from_mirror != "digest-only" && mir.pull_from_mirror != "tag-only") {
@@ -467,9 +469,10 @@ Config validate(ParsedFile file, FileRole role, std::vector<std::string>* warnin
     if (seen.insert(reg.prefix).second) {
       deduped.push_back(std::move(reg));
     } else {
-      warn(fmt::format("[[registry]] prefix \"{}\" is defined more than once: only the first "
-                       "table is used",
-                       reg.prefix));
+      warn(
+          fmt::format("[[registry]] prefix \"{}\" is defined more than once: only the first "
+                      "table is used",
+                      reg.prefix));
     }
   }
   std::sort(deduped.begin(), deduped.end(),
@@ -510,10 +513,10 @@ Config load_file(const std::filesystem::path& path, FileRole role,
                  std::vector<std::string>* warnings) {
   const auto text = read_file(path);
   if (!text) {
-    throw Error(Code::kNotFound,
-                fmt::format("{} registries configuration \"{}\": no such file or directory",
-                            role == FileRole::kMain ? "loading" : "loading drop-in",
-                            path.string()));
+    throw Error(
+        Code::kNotFound,
+        fmt::format("{} registries configuration \"{}\": no such file or directory",
+                    role == FileRole::kMain ? "loading" : "loading drop-in", path.string()));
   }
   return load_text(*text, path.string(), role, warnings);
 }
@@ -625,8 +628,9 @@ std::string podman_info_registries_json(const Config& config) {
     } else {
       j["Mirrors"] = nlohmann::ordered_json::array();
       for (const auto& m : r.mirrors) {
-        j["Mirrors"].push_back(
-            {{"Location", m.location}, {"Insecure", m.insecure}, {"PullFromMirror", m.pull_from_mirror}});
+        j["Mirrors"].push_back({{"Location", m.location},
+                                {"Insecure", m.insecure},
+                                {"PullFromMirror", m.pull_from_mirror}});
       }
     }
     j["Blocked"] = r.blocked;

@@ -56,8 +56,8 @@ struct V1Config {
 struct ParsedFile {
   Config v2;
   V1Config v1;
-  bool v2_present = false;        // any v2 key was set (even to an empty list)
-  bool v2_nonempty = false;       // podman 4.3's test: a v2 list has entries
+  bool v2_present = false;                // any v2 key was set (even to an empty list)
+  bool v2_nonempty = false;               // podman 4.3's test: a v2 list has entries
   std::vector<std::string> unknown_keys;  // dotted paths, for warnings
 };
 

@@ -27,7 +27,9 @@ std::string toml_list(const std::vector<std::string>& items) {
   return out + "]";
 }
 
-std::string host_of(const std::string& location) { return location.substr(0, location.find('/')); }
+std::string host_of(const std::string& location) {
+  return location.substr(0, location.find('/'));
+}
 std::string path_of(const std::string& location) {
   const auto slash = location.find('/');
   return slash == std::string::npos ? "" : location.substr(slash + 1);
@@ -75,8 +77,9 @@ std::string render_v2(const Config& c, bool full_file) {
     out += "credential-helpers = " + toml_list(*c.credential_helpers) + "\n";
   }
   if (!c.additional_layer_store_auth_helper.empty()) {
-    out += "additional-layer-store-auth-helper = " +
-           toml_quote(c.additional_layer_store_auth_helper) + "\n";
+    out +=
+        "additional-layer-store-auth-helper = " + toml_quote(c.additional_layer_store_auth_helper) +
+        "\n";
   }
   for (const auto& r : c.registries) {
     out += "\n[[registry]]\n";
@@ -112,11 +115,13 @@ std::string render_v1(const Config& c) {
     const std::string what = fmt::format("cannot render v1: [[registry]] \"{}\"", r.prefix);
     if (!r.mirrors.empty()) invalid(what + ": mirrors (spec.registries[].mirrors) have no v1 form");
     if (r.mirror_by_digest_only) {
-      invalid(what + ": mirror-by-digest-only (spec.registries[].mirrorByDigestOnly) has no v1 form");
+      invalid(what +
+              ": mirror-by-digest-only (spec.registries[].mirrorByDigestOnly) has no v1 form");
     }
     if (r.prefix != r.location) {
-      invalid(what + ": a prefix that differs from its location (spec.registries[].prefix) has "
-                     "no v1 form");
+      invalid(what +
+              ": a prefix that differs from its location (spec.registries[].prefix) has "
+              "no v1 form");
     }
     if (!r.insecure && !r.blocked) {
       invalid(what + ": a table that is neither insecure nor blocked has no v1 form");
@@ -184,13 +189,14 @@ std::vector<RenderedFile> render_containerd(const Config& c, std::vector<std::st
     std::string out = kHeader;
     const std::string loc_host = host_of(r->location);
     if (loc_host != host || path_of(r->location) != path_of(r->prefix)) {
-      warnings.push_back(fmt::format(
-          "containerd cannot rewrite \"{}\" to location \"{}\": only the host is used", r->prefix,
-          r->location));
+      warnings.push_back(
+          fmt::format("containerd cannot rewrite \"{}\" to location \"{}\": only the host is used",
+                      r->prefix, r->location));
     }
     const std::string server_host =
         loc_host == "docker.io" ? std::string("registry-1.docker.io") : loc_host;
-    out += fmt::format("server = {}\n", toml_quote((r->insecure ? "http://" : "https://") + server_host));
+    out += fmt::format("server = {}\n",
+                       toml_quote((r->insecure ? "http://" : "https://") + server_host));
     for (const auto& m : r->mirrors) {
       if (!m.pull_from_mirror.empty() && m.pull_from_mirror != "all") {
         warnings.push_back(fmt::format(
@@ -215,8 +221,9 @@ std::vector<RenderedFile> render_containerd(const Config& c, std::vector<std::st
       }
     }
     if (r->insecure) {
-      out += fmt::format("\n[host.{}]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n  skip_verify = true\n",
-                         toml_quote("https://" + server_host));
+      out += fmt::format(
+          "\n[host.{}]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n  skip_verify = true\n",
+          toml_quote("https://" + server_host));
       out += fmt::format("\n[host.{}]\n  capabilities = [\"pull\", \"resolve\", \"push\"]\n",
                          toml_quote("http://" + server_host));
     }
@@ -237,12 +244,11 @@ Rendering render(const Config& config, RenderFormat format) {
     case RenderFormat::kV1:
       out.files.push_back({"registries.conf", render_v1(config)});
       out.warnings.push_back(
-          "the v1 format is refused by containers/image v5.40 and later (Podman 6): registries.conf "
+          "the v1 format is refused by containers/image v5.40 and later (Podman 6): "
+          "registries.conf "
           "must be in v2 format but is in v1");
       break;
-    case RenderFormat::kContainerd:
-      out.files = render_containerd(config, out.warnings);
-      break;
+    case RenderFormat::kContainerd: out.files = render_containerd(config, out.warnings); break;
   }
   std::sort(out.files.begin(), out.files.end(),
             [](const RenderedFile& a, const RenderedFile& b) { return a.path < b.path; });

@@ -35,7 +35,8 @@ Rendering render(const Config& config, RenderFormat format);
 // express.
 std::string render_v2(const Config& config, bool full_file);
 std::string render_v1(const Config& config);
-std::vector<RenderedFile> render_containerd(const Config& config, std::vector<std::string>& warnings);
+std::vector<RenderedFile> render_containerd(const Config& config,
+                                            std::vector<std::string>& warnings);
 
 // A TOML basic string literal with escapes.
 std::string toml_quote(const std::string& s);

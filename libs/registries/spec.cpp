@@ -31,7 +31,8 @@ bool want_bool(const json& j, const std::string& f) {
 std::vector<std::string> want_strings(const json& j, const std::string& f) {
   if (!j.is_array()) invalid(fmt::format("{}: must be a list of strings", f));
   std::vector<std::string> out;
-  for (size_t i = 0; i < j.size(); ++i) out.push_back(want_string(j[i], fmt::format("{}[{}]", f, i)));
+  for (size_t i = 0; i < j.size(); ++i)
+    out.push_back(want_string(j[i], fmt::format("{}[{}]", f, i)));
   return out;
 }
 
@@ -158,7 +159,8 @@ std::vector<std::pair<std::string, int>> split_yaml_documents(std::string_view t
 // YAML → JSON with YAML 1.2 core-schema scalars: true/false, null/~, integers; the rest strings.
 json yaml_to_json(const YAML::Node& n, int depth, std::size_t& budget) {
   if (depth > kMaxYamlDepth) invalid(fmt::format("nested deeper than {} levels", kMaxYamlDepth));
-  if (budget == 0) invalid(fmt::format("more than {} nodes (after expanding aliases)", kMaxYamlNodes));
+  if (budget == 0)
+    invalid(fmt::format("more than {} nodes (after expanding aliases)", kMaxYamlNodes));
   --budget;
   switch (n.Type()) {
     case YAML::NodeType::Null:
@@ -204,7 +206,8 @@ std::string string_member(const json& obj, const char* key) {
   return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-void collect_objects(const json& doc, std::string_view source, std::vector<NamedRegistryConfig>& out) {
+void collect_objects(const json& doc, std::string_view source,
+                     std::vector<NamedRegistryConfig>& out) {
   if (doc.is_null()) return;
   if (!doc.is_object()) invalid(fmt::format("{}: a document is not an object", source));
   const std::string kind = string_member(doc, "kind");

@@ -17,12 +17,10 @@ TEST(Error, RetryableCodes) {
     Code code;
     bool retryable;
   } cases[] = {
-      {Code::kInvalidArgument, false}, {Code::kNotFound, false},
-      {Code::kAlreadyExists, false},   {Code::kConflict, true},
-      {Code::kGone, true},             {Code::kUnauthenticated, false},
-      {Code::kPermissionDenied, false}, {Code::kUnavailable, true},
-      {Code::kDeadlineExceeded, true}, {Code::kResourceExhausted, true},
-      {Code::kDataLoss, false},        {Code::kInternal, false},
+      {Code::kInvalidArgument, false},  {Code::kNotFound, false},   {Code::kAlreadyExists, false},
+      {Code::kConflict, true},          {Code::kGone, true},        {Code::kUnauthenticated, false},
+      {Code::kPermissionDenied, false}, {Code::kUnavailable, true}, {Code::kDeadlineExceeded, true},
+      {Code::kResourceExhausted, true}, {Code::kDataLoss, false},   {Code::kInternal, false},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(std::string(code_name(c.code)));

@@ -18,8 +18,9 @@ namespace fs = std::filesystem;
 class FilesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("stowage-files-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("stowage-files-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -38,7 +39,7 @@ TEST_F(FilesTest, AtomicWriteCreatesAndReplaces) {
   EXPECT_EQ(read_file(p).value(), "first\n");
   atomic_write_file(p, "second\n", 0600);
   EXPECT_EQ(read_file(p).value(), "second\n");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(p.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(entries(), 1);  // no temp file left behind
@@ -48,7 +49,7 @@ TEST_F(FilesTest, ModeIgnoresUmask) {
   const mode_t old = ::umask(077);
   atomic_write_file(dir_ / "f", "x", 0644);
   ::umask(old);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dir_ / "f").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0644u);
 }
@@ -75,7 +76,9 @@ TEST_F(FilesTest, StreamingCommit) {
   EXPECT_EQ(fs::file_size(p), 1000u);
 }
 
-TEST_F(FilesTest, ReadMissingIsNullopt) { EXPECT_FALSE(read_file(dir_ / "missing").has_value()); }
+TEST_F(FilesTest, ReadMissingIsNullopt) {
+  EXPECT_FALSE(read_file(dir_ / "missing").has_value());
+}
 
 TEST_F(FilesTest, WriteIntoMissingDirIsNotFound) {
   try {

@@ -70,8 +70,7 @@ const InvalidCase kInvalid[] = {
      "[[registry]]\nprefix = \"foo.*.example.com\"\nlocation = \"foo.example.com\"\n",
      "Wildcarded prefix should be in the format: *.example.com. Current prefix "
      "\"foo.*.example.com\" is incorrectly formatted"},
-    {"double wildcard",
-     "[[registry]]\nprefix = \"**.example.com\"\nlocation = \"example.com\"\n",
+    {"double wildcard", "[[registry]]\nprefix = \"**.example.com\"\nlocation = \"example.com\"\n",
      "Wildcarded prefix should be in the format: *.example.com. Current prefix \"**.example.com\" "
      "is incorrectly formatted"},
     {"wildcard as location (stricter)", "[[registry]]\nlocation = \"*.example.com\"\n",
@@ -88,7 +87,8 @@ const InvalidCase kInvalid[] = {
     {"alias key with registry", "[aliases]\n\"quay.io/x\" = \"quay.io/x\"\n",
      "validating short-name aliases: invalid short name \"quay.io/x\": must not contain registry"},
     {"alias key localhost", "[aliases]\n\"localhost/x\" = \"quay.io/x\"\n",
-     "validating short-name aliases: invalid short name \"localhost/x\": must not contain registry"},
+     "validating short-name aliases: invalid short name \"localhost/x\": must not contain "
+     "registry"},
     {"alias key with tag", "[aliases]\n\"x:1\" = \"quay.io/x\"\n",
      "validating short-name aliases: invalid short name \"x:1\": must not contain tag"},
     {"alias key uppercase", "[aliases]\n\"X\" = \"quay.io/x\"\n",
@@ -105,12 +105,12 @@ const InvalidCase kInvalid[] = {
      "validating short-name aliases: invalid alias "
      "\"quay.io/x@sha256:0123456789012345678901234567890123456789012345678901234567890123\": "
      "must not contain digest"},
-    {"two bad aliases reported together",
-     "[aliases]\n\"a\" = \"nginx\"\n\"b:1\" = \"quay.io/b\"\n",
+    {"two bad aliases reported together", "[aliases]\n\"a\" = \"nginx\"\n\"b:1\" = \"quay.io/b\"\n",
      "validating short-name aliases: invalid short name \"b:1\": must not contain tag\n: invalid "
      "alias \"nginx\": must contain registry and repository"},
-    {"v1 and v2 mixed", "unqualified-search-registries = [\"a.com\"]\n[registries.search]\n"
-                        "registries = [\"b.com\"]\n",
+    {"v1 and v2 mixed",
+     "unqualified-search-registries = [\"a.com\"]\n[registries.search]\n"
+     "registries = [\"b.com\"]\n",
      "mixing sysregistry v1/v2 is not supported"},
     {"v1 and v2 mixed with empty arrays (stricter than podman 4.3)",
      "unqualified-search-registries = []\n[registries.search]\nregistries = []\n",
@@ -130,9 +130,10 @@ TEST(RegistriesConf, RefusesInvalidWithContainersImageText) {
       ADD_FAILURE() << "accepted: " << c.toml;
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), Code::kInvalidArgument);
-      EXPECT_EQ(std::string(e.what()),
-                std::string("loading registries configuration \"/etc/containers/registries.conf\": ") +
-                    c.error);
+      EXPECT_EQ(
+          std::string(e.what()),
+          std::string("loading registries configuration \"/etc/containers/registries.conf\": ") +
+              c.error);
     }
   }
 }
@@ -188,9 +189,10 @@ TEST(RegistriesConf, DuplicatePrefixFirstWinsWithWarning) {
 
 TEST(RegistriesConf, UnknownKeysAreWarningsNotErrors) {
   std::vector<std::string> warnings;
-  const Config c = load_text("insecure-registries = [\"a\"]\n[[registry]]\nlocation = \"a.com\"\n"
-                             "secure = true\n",
-                             "f", FileRole::kMain, &warnings);
+  const Config c = load_text(
+      "insecure-registries = [\"a\"]\n[[registry]]\nlocation = \"a.com\"\n"
+      "secure = true\n",
+      "f", FileRole::kMain, &warnings);
   EXPECT_EQ(c.registries.size(), 1u);
   ASSERT_EQ(warnings.size(), 2u);
   EXPECT_NE(warnings[0].find("insecure-registries"), std::string::npos);

@@ -7,7 +7,9 @@
 namespace stowage::registries {
 namespace {
 
-Config conf(const std::string& toml) { return load_text(toml, "t", FileRole::kMain); }
+Config conf(const std::string& toml) {
+  return load_text(toml, "t", FileRole::kMain);
+}
 
 constexpr const char* kRich =
     "unqualified-search-registries = [\"registry.redhat.io\", \"quay.io\"]\n"
@@ -47,7 +49,8 @@ TEST(Render, V2ExactBytes) {
   const Config c = conf(
       "unqualified-search-registries = [\"quay.io\"]\n"
       "[[registry]]\nlocation = \"localhost:5000\"\ninsecure = true\n"
-      "[[registry]]\nlocation = \"docker.io/library\"\n[[registry.mirror]]\nlocation = \"m:5000/library\"\n"
+      "[[registry]]\nlocation = \"docker.io/library\"\n[[registry.mirror]]\nlocation = "
+      "\"m:5000/library\"\n"
       "pull-from-mirror = \"tag-only\"\n");
   EXPECT_EQ(render_v2(c, false),
             "# Rendered by Stowage from RegistryConfig resources. Do not edit: changes are "
@@ -97,7 +100,8 @@ TEST(Render, V1RefusesWhatItCannotExpressNamingTheField) {
   } cases[] = {
       {"short-name-mode = \"enforcing\"\n",
        "cannot render v1: short-name-mode (spec.shortNameMode) has no v1 form"},
-      {"[aliases]\n\"a\" = \"q.io/a\"\n", "cannot render v1: aliases (spec.aliases) have no v1 form"},
+      {"[aliases]\n\"a\" = \"q.io/a\"\n",
+       "cannot render v1: aliases (spec.aliases) have no v1 form"},
       {"[[registry]]\nlocation = \"a.com\"\n[[registry.mirror]]\nlocation = \"m.com\"\n",
        "cannot render v1: [[registry]] \"a.com\": mirrors (spec.registries[].mirrors) have no v1 "
        "form"},

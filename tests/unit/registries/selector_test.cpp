@@ -47,9 +47,9 @@ TEST(LabelSelector, MatchesTable) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    EXPECT_EQ(selector_matches(selector_from_json(json::parse(c.selector), "spec.nodeSelector"),
-                               worker),
-              c.match);
+    EXPECT_EQ(
+        selector_matches(selector_from_json(json::parse(c.selector), "spec.nodeSelector"), worker),
+        c.match);
   }
 }
 

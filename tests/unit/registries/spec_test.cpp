@@ -181,7 +181,8 @@ TEST(RegistryConfigMerge, HigherPriorityWinsPerPrefix) {
                       "registries": [{"location": "quay.io", "mirrors": [{"location": "m1.com"}]},
                                      {"location": "only-low.com"}],
                       "aliases": {"x": "a.com/x", "y": "a.com/y"}})"),
-      rc("high", 10, R"({"registries": [{"location": "quay.io", "mirrors": [{"location": "m2.com"}]}],
+      rc("high", 10,
+         R"({"registries": [{"location": "quay.io", "mirrors": [{"location": "m2.com"}]}],
                         "aliases": {"x": "b.com/x"}})"),
   });
   ASSERT_EQ(c.registries.size(), 2u);
@@ -215,7 +216,8 @@ TEST(RegistryConfigMerge, TiesGoToTheNameThatSortsFirst) {
 TEST(RegistryConfigMerge, ConflictAcrossConfigsIsReported) {
   try {
     merge_registry_configs({
-        rc("one", 0, R"({"registries": [{"prefix": "q.io/a", "location": "q.io", "insecure": true}]})"),
+        rc("one", 0,
+           R"({"registries": [{"prefix": "q.io/a", "location": "q.io", "insecure": true}]})"),
         rc("two", 0, R"({"registries": [{"prefix": "q.io/b", "location": "q.io"}]})"),
     });
     FAIL();
@@ -233,8 +235,10 @@ TEST(RegistryConfigMerge, EmptyInputGivesEmptyConfig) {
 TEST(RegistryConfigMerge, MatchingBySelector) {
   const auto all = std::vector{
       rc("everyone", 0, "{}"),
-      rc("workers", 0, R"({"nodeSelector": {"matchLabels": {"node-role.kubernetes.io/worker": ""}}})"),
-      rc("gpu", 0, R"({"nodeSelector": {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}})"),
+      rc("workers", 0,
+         R"({"nodeSelector": {"matchLabels": {"node-role.kubernetes.io/worker": ""}}})"),
+      rc("gpu", 0,
+         R"({"nodeSelector": {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}})"),
   };
   auto names = [](const std::vector<NamedRegistryConfig>& v) {
     std::vector<std::string> out;
@@ -253,7 +257,8 @@ namespace stowage::registries {
 namespace {
 
 TEST(RegistryConfigSpec, RefusesHostileYaml) {
-  const std::string head = "apiVersion: stowage.io/v1alpha1\nkind: RegistryConfig\nmetadata: {name: a}\n";
+  const std::string head =
+      "apiVersion: stowage.io/v1alpha1\nkind: RegistryConfig\nmetadata: {name: a}\n";
   // Nested anchors: each level doubles; expanded it would be 2^40 nodes.
   std::string bomb = head + "spec:\n  aliases:\n    l0: &l0 [x, x]\n";
   for (int i = 1; i <= 40; ++i) {
