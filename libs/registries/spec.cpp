@@ -92,70 +92,6 @@ constexpr int kMaxYamlDepth = 64;
 constexpr std::size_t kMaxYamlNodes = 200'000;
 constexpr std::size_t kMaxInputBytes = 8u << 20;
 
-// Refuses flow collections nested deeper than kMaxYamlDepth before yaml-cpp recurses into them.
-void check_flow_depth(std::string_view text, std::string_view source) {
-  int depth = 0;
-  char quote = 0;
-  for (const char c : text) {
-    if (quote != 0) {
-      if (c == quote || c == '\n') quote = 0;
-      continue;
-    }
-    if (c == '"' || c == '\'') {
-      quote = c;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxYamlDepth) {
-        invalid(fmt::format("{}: nested deeper than {} levels", source, kMaxYamlDepth));
-      }
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-}
-
-// Splits a YAML stream into documents at "---" and "..." lines, as kubectl does. (yaml-cpp 0.7's
-// LoadAll can allocate without bound on some malformed streams; Load of one document does not.)
-// Returns each document with the 0-based line where it starts.
-std::vector<std::pair<std::string, int>> split_yaml_documents(std::string_view text) {
-  std::vector<std::pair<std::string, int>> docs;
-  std::string current;
-  int current_start = 0;
-  int line_no = 0;
-  bool has_content = false;
-  auto flush = [&] {
-    if (has_content) docs.emplace_back(std::move(current), current_start);
-    current.clear();
-    has_content = false;
-  };
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view line = text.substr(pos, end - pos);
-    const bool marker = line.starts_with("---") || line.starts_with("...");
-    if (marker && (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r')) {
-      flush();
-      current_start = line_no;
-      if (line.starts_with("---")) {
-        current.append(3, ' ');  // keep columns of content after the marker
-        current.append(line.substr(3));
-        current += '\n';
-        has_content = true;
-      } else {
-        current_start = line_no + 1;
-      }
-    } else {
-      current.append(line);
-      current += '\n';
-      has_content = true;
-    }
-    pos = end + 1;
-    ++line_no;
-  }
-  flush();
-  return docs;
-}
-
 // YAML → JSON with YAML 1.2 core-schema scalars: true/false, null/~, integers; the rest strings.
 json yaml_to_json(const YAML::Node& n, int depth, std::size_t& budget) {
   if (depth > kMaxYamlDepth) invalid(fmt::format("nested deeper than {} levels", kMaxYamlDepth));
@@ -306,7 +242,10 @@ std::vector<NamedRegistryConfig> read_registry_configs(std::string_view text,
   if (text.size() > kMaxInputBytes) {
     invalid(fmt::format("{}: larger than {} MiB", source_name, kMaxInputBytes >> 20));
   }
-  check_flow_depth(text, source_name);  // both parsers recurse
+  // Both parsers recurse, and yaml-cpp 0.7 misbehaves on some bytes: refuse what is unsafe first.
+  if (const auto why = unsafe_yaml_reason(text, kMaxYamlDepth)) {
+    invalid(fmt::format("{}: invalid YAML: {}", source_name, *why));
+  }
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first != std::string_view::npos && (text[first] == '{' || text[first] == '[')) {
     json doc;
@@ -318,25 +257,13 @@ std::vector<NamedRegistryConfig> read_registry_configs(std::string_view text,
     collect_objects(doc, source_name, out);
     return out;
   }
-  // YAML allows no C0 control characters but tab, LF and CR (c-printable); yaml-cpp 0.7 can loop
-  // without bound on some of them, so they are refused before it sees the text.
-  for (size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
-      invalid(fmt::format("{}: invalid YAML: control character 0x{:02x} at byte {}", source_name,
-                          static_cast<unsigned>(c), i));
-    }
-  }
-  if (const auto bad = find_invalid_utf8(text)) {
-    invalid(fmt::format("{}: invalid YAML: not UTF-8 at byte {}", source_name, *bad));
-  }
   std::vector<YAML::Node> docs;
-  for (const auto& [doc, first_line] : split_yaml_documents(text)) {
+  for (const auto& doc : split_yaml_documents(text)) {
     try {
-      docs.push_back(YAML::Load(doc));
+      docs.push_back(YAML::Load(doc.text));
     } catch (const YAML::Exception& e) {
       invalid(fmt::format("{}: invalid YAML: line {}: {}", source_name,
-                          first_line + e.mark.line + 1, e.msg));
+                          doc.first_line + e.mark.line + 1, e.msg));
     }
   }
   std::size_t budget = kMaxYamlNodes;
