@@ -16,13 +16,15 @@ using nlohmann::json;
   throw Error(Code::kInvalidArgument, std::move(message));
 }
 
-std::string str_field(const json& j, const char* key, bool required) {
+// `what` names the object in messages: "descriptor", "platform".
+std::string str_field(const json& j, const char* key, bool required,
+                      const char* what = "descriptor") {
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) {
-    if (required) invalid(fmt::format("descriptor: missing \"{}\"", key));
+    if (required) invalid(fmt::format("{}: missing \"{}\"", what, key));
     return {};
   }
-  if (!it->is_string()) invalid(fmt::format("descriptor: \"{}\" must be a string", key));
+  if (!it->is_string()) invalid(fmt::format("{}: \"{}\" must be a string", what, key));
   return it->get<std::string>();
 }
 
@@ -39,10 +41,10 @@ json to_json(const Platform& p) {
 Platform platform_from_json(const json& j) {
   if (!j.is_object()) invalid("platform: must be an object");
   Platform p;
-  p.architecture = str_field(j, "architecture", true);
-  p.os = str_field(j, "os", true);
-  p.variant = str_field(j, "variant", false);
-  p.os_version = str_field(j, "os.version", false);
+  p.architecture = str_field(j, "architecture", true, "platform");
+  p.os = str_field(j, "os", true, "platform");
+  p.variant = str_field(j, "variant", false, "platform");
+  p.os_version = str_field(j, "os.version", false, "platform");
   if (const auto it = j.find("os.features"); it != j.end() && !it->is_null()) {
     if (!it->is_array()) invalid("platform: \"os.features\" must be a list");
     for (const auto& f : *it) {
@@ -89,7 +91,11 @@ Descriptor descriptor_from_json(const json& j) {
     }
   }
   if (const auto it = j.find("platform"); it != j.end() && !it->is_null()) {
-    d.platform = platform_from_json(*it);
+    try {
+      d.platform = platform_from_json(*it);
+    } catch (const Error& e) {
+      throw e.wrap("descriptor");
+    }
   }
   d.artifact_type = str_field(j, "artifactType", false);
   return d;
