@@ -9,3 +9,9 @@ if(STOWAGE_SANITIZE)
   add_compile_options(-fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fno-sanitize-recover=all)
 endif()
+
+# With STOWAGE_FUZZ every object (libraries included) carries libFuzzer's coverage
+# instrumentation, so the fuzzer is guided by the parsers' branches, not only the harness's.
+if(STOWAGE_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

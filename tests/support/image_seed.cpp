@@ -161,6 +161,8 @@ BuiltImage write_oci_layout(const std::filesystem::path& dir, const std::string&
       {"rootfs", {{"type", "layers"}, {"diff_ids", image.diff_ids}}},
   };
   if (!spec.labels.empty()) config["config"]["Labels"] = spec.labels;
+  if (!spec.entrypoint.empty()) config["config"]["Entrypoint"] = spec.entrypoint;
+  if (!spec.cmd.empty()) config["config"]["Cmd"] = spec.cmd;
   const std::string config_bytes = config.dump();
   image.config_digest = put_blob(dir, config_bytes);
 

@@ -23,10 +23,13 @@ struct ImageSpec {
   // One entry per layer, bottom first.
   std::vector<std::vector<LayerFile>> layers = {{{"hello.txt", "hello from stowage\n"}}};
   std::string os = "linux";
-  std::string architecture;  // empty: the host's, as Go names it (amd64, arm64, ...)
-  bool gzip = true;          // layer media type ...tar+gzip, else uncompressed ...tar
+  std::string architecture = {};  // empty: the host's, as Go names it (amd64, arm64, ...)
+  bool gzip = true;               // layer media type ...tar+gzip, else uncompressed ...tar
   // Config labels (config.Labels); a cheap way to make images with distinct digests.
-  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> labels = {};
+  // config.Entrypoint and config.Cmd, what a runtime runs by default; left out when empty.
+  std::vector<std::string> entrypoint = {};
+  std::vector<std::string> cmd = {};
 };
 
 struct BuiltImage {
