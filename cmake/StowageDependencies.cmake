@@ -9,6 +9,10 @@ find_package(yaml-cpp REQUIRED)
 find_package(tomlplusplus REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(cpprestsdk REQUIRED)
+# CRI client (libs/cri): protoc and grpc_cpp_plugin generate C++ from libs/cri/api.proto at build
+# time; gRPC's CMake package also finds its own dependencies (absl, re2, c-ares).
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
 if(STOWAGE_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

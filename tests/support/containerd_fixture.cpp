@@ -130,11 +130,17 @@ std::string ContainerdFixture::render_config() const {
       p("containerd.sock"), p("containerd.sock.ttrpc"), toml_string(options_.log_level), p("opt"),
       p("runc-v1"));
   if (options_.enable_cri) {
+    std::string cri_settings;
+    if (!options_.sandbox_image.empty()) {
+      cri_settings += fmt::format("    sandbox_image = {}\n", toml_string(options_.sandbox_image));
+    }
+    for (const auto& line : options_.cri_settings) cri_settings += "    " + line + "\n";
     out += fmt::format(
         "  [plugins.\"{0}\"]\n"
         "    stream_server_address = \"127.0.0.1\"\n"
         "    stream_server_port = \"0\"\n"
         "    netns_mounts_under_state_dir = true\n"
+        "{5}"
         "    [plugins.\"{0}\".containerd]\n"
         "      snapshotter = \"native\"\n"
         "      default_runtime_name = \"runc\"\n"
@@ -148,7 +154,8 @@ std::string ContainerdFixture::render_config() const {
         "    [plugins.\"{0}\".registry]\n"
         "      config_path = {4}\n",
         kCriPlugin, p("runc"), toml_string((dir_ / "cni" / "bin").string()),
-        toml_string((dir_ / "cni" / "net.d").string()), toml_string(certs_dir_.string()));
+        toml_string((dir_ / "cni" / "net.d").string()), toml_string(certs_dir_.string()),
+        cri_settings);
   }
   if (!options_.extra_config.empty()) out += "\n" + options_.extra_config + "\n";
   return out;

@@ -32,6 +32,13 @@ struct ContainerdOptions {
       "io.containerd.snapshotter.v1.overlayfs",
   };
   std::string log_level = "info";
+  // The CRI plugin's sandbox_image (the pause image every pod sandbox runs). Empty: containerd's
+  // default, which needs the internet; tests that run sandboxes seed their own.
+  std::string sandbox_image = {};
+  // `key = value` lines put in the CRI plugin's own table (extra_config cannot reopen it), e.g.
+  // "restrict_oom_score_adj = true" where the fixture may not lower oom_score_adj (needed to
+  // run pod sandboxes in unprivileged test environments), "stats_collect_period = 1".
+  std::vector<std::string> cri_settings = {};
   // TOML appended to the generated config.toml (e.g. more [plugins."..."] tables).
   std::string extra_config;
   // How long to wait for the gRPC socket to accept connections.
