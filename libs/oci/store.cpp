@@ -538,6 +538,25 @@ bool Store::untag(std::string_view name) {
   return removed;
 }
 
+std::vector<std::string> Store::remove_roots(std::string_view digest) {
+  IndexLock lock(root_);
+  json index = load_index(root_ / "index.json");
+  json kept = json::array();
+  std::vector<std::string> removed;
+  for (auto& entry : index["manifests"]) {
+    if (entry.value("digest", "") == digest) {
+      removed.push_back(entry_name(entry));
+    } else {
+      kept.push_back(std::move(entry));
+    }
+  }
+  if (!removed.empty()) {
+    index["manifests"] = std::move(kept);
+    atomic_write_file(root_ / "index.json", index.dump());
+  }
+  return removed;
+}
+
 void Store::add_unnamed(const Descriptor& target) {
   digest_hex(target.digest);
   Descriptor d = target;

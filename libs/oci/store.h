@@ -134,6 +134,9 @@ class Store {
   void tag(std::string_view name, const Descriptor& target);
   // Removes `name`; false when it did not exist.
   bool untag(std::string_view name);
+  // Removes every index.json entry (named or not) pointing at `digest`; returns the names removed
+  // ("" for an unnamed root).
+  std::vector<std::string> remove_roots(std::string_view digest);
   // Keeps `target` as a root without a name (an untagged image), once per digest.
   void add_unnamed(const Descriptor& target);
   std::vector<StoredImage> list() const;

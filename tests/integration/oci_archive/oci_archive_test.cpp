@@ -6,9 +6,8 @@
 //   - what `podman save` writes (docker-archive, multi-image docker-archive, oci-archive) of images
 //     podman loaded from layouts built by tests/support/image_seed.h loads in our reader with the
 //     same image IDs, diffIDs and (for oci-archive) the manifest digest skopeo reports.
-// Hermetic podman: `unshare -m` with an empty tmpfs over /etc/containers/registries.conf.d, an
-// empty CONTAINERS_REGISTRIES_CONF, HOME/--root/--runroot/--tmpdir in the test's temp dir, vfs
-// storage. Needs root, podman, skopeo and unshare; skips otherwise.
+// podman runs hermetic (support/podman_peer.h). Needs root, podman, skopeo and unshare; skips
+// otherwise.
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -22,6 +21,7 @@
 #include "oci/archive.h"
 #include "oci/manifest.h"
 #include "support/image_seed.h"
+#include "support/podman_peer.h"
 #include "support/process.h"
 #include "unit/oci_store/oci_layout_check.h"
 #include "unit/oci_store/test_util.h"
@@ -35,82 +35,7 @@ using ::testing::Contains;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 
-std::string unavailable_reason() {
-  if (::geteuid() != 0) return "needs root (unshare -m, tmpfs mount, podman storage)";
-  for (const char* tool : {"podman", "skopeo", "unshare"}) {
-    if (!test::find_executable(tool)) return fmt::format("{} is not installed", tool);
-  }
-  if (!fs::is_directory("/etc/containers/registries.conf.d")) {
-    return "/etc/containers/registries.conf.d is missing (nothing to mount the empty tmpfs on)";
-  }
-  return "";
-}
-
-// One hermetic podman storage per test.
-class Peers {
- public:
-  Peers() {
-    fs::create_directories(dir_ / "home");
-    fs::create_directories(dir_ / "tmp");
-    test::write_text_file(dir_ / "registries.conf", "");
-  }
-
-  test::RunResult podman(std::vector<std::string> args) const {
-    // Paths arrive as $1..$3, never inside the script.
-    static constexpr const char* kScript =
-        "mount -t tmpfs none /etc/containers/registries.conf.d && r=$1 rr=$2 t=$3 && shift 3 && "
-        "exec podman --root \"$r\" --runroot \"$rr\" --tmpdir \"$t\" --storage-driver vfs "
-        "--cgroup-manager cgroupfs --events-backend file \"$@\"";
-    std::vector<std::string> argv = {"unshare",
-                                     "-m",
-                                     "sh",
-                                     "-c",
-                                     kScript,
-                                     "sh",
-                                     (dir_ / "root").string(),
-                                     (dir_ / "runroot").string(),
-                                     (dir_ / "tmp").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, options());
-  }
-
-  test::RunResult skopeo(std::vector<std::string> args) const {
-    args.insert(args.begin(), "skopeo");
-    return test::run(args, options());
-  }
-
-  // `podman image inspect` of one image.
-  json inspect(const std::string& name) const {
-    const auto r = podman({"image", "inspect", "--format", "json", name});
-    if (!r.ok()) throw std::runtime_error(r.describe());
-    return json::parse(r.out).at(0);
-  }
-
-  // Every name of every image, once (`podman images` lists an image once per name).
-  std::vector<std::string> image_names() const {
-    const auto r = podman({"images", "--format", "json"});
-    if (!r.ok()) throw std::runtime_error(r.describe());
-    std::set<std::string> out;
-    for (const auto& image : json::parse(r.out)) {
-      for (const auto& n : image.value("Names", json::array())) out.insert(n.get<std::string>());
-    }
-    return {out.begin(), out.end()};
-  }
-
-  fs::path path(std::string_view name) const { return dir_ / name; }
-
- private:
-  test::RunOptions options() const {
-    test::RunOptions o;
-    o.env = {{"HOME", (dir_ / "home").string()},
-             {"TMPDIR", (dir_ / "tmp").string()},
-             {"CONTAINERS_REGISTRIES_CONF", (dir_ / "registries.conf").string()}};
-    o.timeout = std::chrono::seconds(180);
-    return o;
-  }
-
-  test::TempDir dir_{"stowage-oci-archive"};
-};
+using Peers = test::PodmanPeer;
 
 std::string hex(const std::string& digest) {
   return digest.substr(7);
@@ -119,7 +44,7 @@ std::string hex(const std::string& digest) {
 class OciArchivePeers : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (const std::string why = unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+    if (const std::string why = test::podman_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
   }
 
   testing::TempDir dir_{"stowage-oci-archive-store"};
