@@ -160,12 +160,9 @@ std::vector<FsChange> diff_fs_trees(const FsTree& from, const FsTree& to) {
 
 char change_letter(ChangeKind kind) {
   switch (kind) {
-    case ChangeKind::kAdded:
-      return 'A';
-    case ChangeKind::kChanged:
-      return 'C';
-    case ChangeKind::kDeleted:
-      return 'D';
+    case ChangeKind::kAdded: return 'A';
+    case ChangeKind::kChanged: return 'C';
+    case ChangeKind::kDeleted: return 'D';
   }
   return '?';
 }
