@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <string>
@@ -202,6 +203,11 @@ void raise_for_status(const Response& response, std::string_view context) {
                         response.headers.get("Retry-After"));
 }
 
+namespace {
+// Longer waits are clamped: callers compare with their own limits in any duration type.
+constexpr long long kMaxRetryAfterSeconds = 10LL * 365 * 24 * 3600;
+}  // namespace
+
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
                                                       std::chrono::system_clock::time_point now) {
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
@@ -220,7 +226,7 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
     if (ec != std::errc() || ptr != end) {
       return std::nullopt;
     }
-    return std::chrono::seconds(seconds);
+    return std::chrono::seconds(std::min(seconds, kMaxRetryAfterSeconds));
   }
   // curl_getdate is a pure parser of the HTTP date formats (IMF-fixdate, RFC 850, asctime).
   const std::string text(value);
@@ -228,9 +234,12 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
   if (when == -1) {
     return std::nullopt;
   }
-  const auto delay = std::chrono::duration_cast<std::chrono::seconds>(
-      std::chrono::system_clock::from_time_t(when) - now);
-  return delay.count() > 0 ? delay : std::chrono::seconds(0);
+  // In seconds: a far-future date would overflow a time_point's nanoseconds.
+  const long long now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                              now.time_since_epoch())
+                              .count();
+  const long long delay = static_cast<long long>(when) - now_s;
+  return std::chrono::seconds(std::clamp(delay, 0LL, kMaxRetryAfterSeconds));
 }
 
 }  // namespace stowage::http

@@ -246,6 +246,11 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
       days_from_civil(*year, static_cast<unsigned>(*month), static_cast<unsigned>(*day));
   const std::int64_t secs = days * 86400 + std::int64_t{*hour} * 3600 + std::int64_t{*minute} * 60 +
                             std::min(*second, 59) - offset_s;
+  // The clock counts nanoseconds in 64 bits: about the years 1678 to 2262.
+  constexpr std::int64_t kLimit = duration_cast<seconds>(system_clock::duration::max()).count() - 1;
+  if (secs < -kLimit || secs > kLimit) {
+    return std::nullopt;
+  }
   return system_clock::time_point(
       duration_cast<system_clock::duration>(seconds(secs) + microseconds(micros)));
 }

@@ -445,24 +445,7 @@ bool retryable_status(int status) {
 
 std::optional<std::chrono::seconds> parse_retry_after_value(
     std::string_view value, std::chrono::system_clock::time_point now) {
-  value = trim(value);
-  if (value.empty()) return std::nullopt;
-  if (value.front() >= '0' && value.front() <= '9') {
-    std::int64_t seconds = 0;
-    const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-    if (ec != std::errc() || p != value.data() + value.size()) return std::nullopt;
-    return std::chrono::seconds(seconds);
-  }
-  // curl_getdate parses the three HTTP date formats; the difference is taken in seconds, so a
-  // date far in the future cannot overflow a nanosecond clock.
-  const std::string text(value);
-  const std::time_t when = curl_getdate(text.c_str(), nullptr);
-  if (when == -1) return std::nullopt;
-  const std::int64_t now_s =
-      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-  const std::int64_t when_s = static_cast<std::int64_t>(when);
-  if (when_s <= now_s) return std::chrono::seconds(0);
-  return std::chrono::seconds(when_s - now_s);
+  return http::parse_retry_after(value, now);
 }
 
 std::optional<std::chrono::seconds> retry_after_delay(const http::Headers& headers,

@@ -103,8 +103,8 @@ std::string describe_registry_failure(std::string_view context, int status, std:
 // Statuses worth retrying: 408, 429, 499, 500, 502, 503, 504, 522 (ggcr's list).
 bool retryable_status(int status);
 
-// A Retry-After value: delta-seconds, or an HTTP date (IMF-fixdate, RFC 850, asctime) relative to
-// `now` (a past date gives zero); nullopt when malformed. Dates far ahead do not overflow.
+// A Retry-After value: http::parse_retry_after (delta-seconds or an HTTP date relative to `now`,
+// a past date gives zero, long waits clamped); nullopt when malformed.
 std::optional<std::chrono::seconds> parse_retry_after_value(
     std::string_view value, std::chrono::system_clock::time_point now);
 

@@ -161,6 +161,10 @@ TEST(ParseRetryAfter, ReadsSecondsAndDates) {
   using std::chrono::seconds;
   const auto now = std::chrono::system_clock::from_time_t(784111777);  // Sun, 06 Nov 1994 08:49:37
   EXPECT_EQ(parse_retry_after("120", now), seconds(120));
+  // Far-future dates and huge numbers are clamped to ten years instead of overflowing.
+  EXPECT_EQ(parse_retry_after("Fri, 01 Jan 6752 00:00:00 GMT", now),
+            seconds(10LL * 365 * 24 * 3600));
+  EXPECT_EQ(parse_retry_after("99999999999999", now), seconds(10LL * 365 * 24 * 3600));
   EXPECT_EQ(parse_retry_after(" 0 ", now), seconds(0));
   EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now), seconds(30));
   EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), seconds(0));
