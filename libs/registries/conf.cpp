@@ -550,8 +550,14 @@ void merge_into(Config& base, const Config& later) {
   }
 }
 
-Config load_config(const std::filesystem::path& main_file, const std::filesystem::path& dropin_dir,
-                   bool main_must_exist, std::vector<std::string>* warnings) {
+namespace {
+
+// load_config's body; `override_name` (when not empty) names a drop-in whose text is
+// `override_text` instead of what is on disk.
+Config load_config_impl(const std::filesystem::path& main_file,
+                        const std::filesystem::path& dropin_dir, bool main_must_exist,
+                        std::string_view override_name, std::string_view override_text,
+                        std::vector<std::string>* warnings) {
   namespace fs = std::filesystem;
   Config merged;
   if (!main_file.empty()) {
@@ -561,24 +567,51 @@ Config load_config(const std::filesystem::path& main_file, const std::filesystem
   }
   if (dropin_dir.empty()) return merged;
   std::error_code ec;
-  if (!fs::is_directory(dropin_dir, ec)) return merged;  // a missing dir is ignored
   std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(dropin_dir, ec)) {
-    if (entry.path().extension() == ".conf" && entry.is_regular_file(ec)) {
-      files.push_back(entry.path());
+  if (fs::is_directory(dropin_dir, ec)) {  // a missing dir is ignored
+    for (const auto& entry : fs::directory_iterator(dropin_dir, ec)) {
+      if (entry.path().extension() == ".conf" && entry.is_regular_file(ec) &&
+          entry.path().filename() != override_name) {
+        files.push_back(entry.path());
+      }
+    }
+    if (ec) {
+      throw Error(Code::kInternal, fmt::format("reading registries.conf.d: {}", ec.message()));
     }
   }
-  if (ec) {
-    throw Error(Code::kInternal, fmt::format("reading registries.conf.d: {}", ec.message()));
-  }
+  if (!override_name.empty()) files.push_back(dropin_dir / override_name);
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
+    if (!override_name.empty() && f.filename() == override_name) {
+      merge_into(merged, load_text(override_text, f.string(), FileRole::kDropIn, warnings));
+      continue;
+    }
     const auto text = read_file(f);
     if (!text) continue;  // vanished between listing and open
     merge_into(merged, load_text(*text, f.string(), FileRole::kDropIn, warnings));
   }
   // Aliases erased by drop-ins are gone; validate what is left as a whole.
   return merged;
+}
+
+}  // namespace
+
+Config load_config(const std::filesystem::path& main_file, const std::filesystem::path& dropin_dir,
+                   bool main_must_exist, std::vector<std::string>* warnings) {
+  return load_config_impl(main_file, dropin_dir, main_must_exist, {}, {}, warnings);
+}
+
+Config load_config_with_dropin(const std::filesystem::path& main_file,
+                               const std::filesystem::path& dropin_dir, bool main_must_exist,
+                               std::string_view dropin_name, std::string_view dropin_text,
+                               std::vector<std::string>* warnings) {
+  if (dropin_name.empty() || dropin_name.find('/') != std::string_view::npos ||
+      !dropin_name.ends_with(".conf")) {
+    invalid(
+        fmt::format("drop-in name {} must be a file name ending in .conf", go_quote(dropin_name)));
+  }
+  return load_config_impl(main_file, dropin_dir, main_must_exist, dropin_name, dropin_text,
+                          warnings);
 }
 
 bool ref_matches_prefix(std::string_view ref, std::string_view prefix) {

@@ -91,6 +91,14 @@ void merge_into(Config& base, const Config& later);
 Config load_config(const std::filesystem::path& main_file, const std::filesystem::path& dropin_dir,
                    bool main_must_exist, std::vector<std::string>* warnings = nullptr);
 
+// load_config with the drop-in `dropin_name` (a file name ending in .conf) of `dropin_dir` taken
+// as `dropin_text` instead of from disk, whether or not that file exists: what containers/image
+// would load once that drop-in is written. Errors name the drop-in's path as load_config does.
+Config load_config_with_dropin(const std::filesystem::path& main_file,
+                               const std::filesystem::path& dropin_dir, bool main_must_exist,
+                               std::string_view dropin_name, std::string_view dropin_text,
+                               std::vector<std::string>* warnings = nullptr);
+
 // The [[registry]] table whose prefix is the longest match for `ref` (a fully qualified name or
 // reference string), or nullptr.
 const Registry* find_registry(const Config& config, std::string_view ref);

@@ -308,6 +308,38 @@ TEST(RegistriesConf, LoadsDropInDirectoryInLexicalOrder) {
   fs::remove_all(dir);
 }
 
+TEST(RegistriesConf, LoadsWithCandidateDropInInPlaceOfFileOnDisk) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::temp_directory_path() / ("stowage-candidate-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  atomic_write_file(dir / "10-a.conf", "unqualified-search-registries = [\"a.com\"]\n");
+  atomic_write_file(dir / "99-stowage.conf", "[registries.search]\nregistries = []\n");
+  atomic_write_file(dir / "99-z.conf", "short-name-mode = \"permissive\"\n");
+  // The broken file on disk is replaced by the candidate, which merges in lexical order.
+  Config c = load_config_with_dropin({}, dir, false, "99-stowage.conf",
+                                     "unqualified-search-registries = [\"s.com\"]\n");
+  EXPECT_EQ(*c.unqualified_search_registries, std::vector<std::string>{"s.com"});
+  EXPECT_EQ(c.short_name_mode, "permissive");
+  // A name that sorts first is overridden by later files.
+  fs::remove(dir / "99-stowage.conf");
+  c = load_config_with_dropin({}, dir, false, "00-new.conf",
+                              "unqualified-search-registries = [\"n.com\"]\n");
+  EXPECT_EQ(*c.unqualified_search_registries, std::vector<std::string>{"a.com"});
+  try {
+    load_config_with_dropin({}, dir / "absent", false, "99-stowage.conf",
+                            "[registries.search]\nregistries = []\n");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "loading drop-in registries configuration \"" +
+                                         (dir / "absent" / "99-stowage.conf").string() +
+                                         "\": registry must be in v2 format but is in v1");
+  }
+  EXPECT_THROW(load_config_with_dropin({}, dir, false, "../x.conf", ""), Error);
+  fs::remove_all(dir);
+}
+
 TEST(RegistriesConf, MissingMainFileNamedExplicitlyIsAnError) {
   EXPECT_THROW(load_config("/nonexistent/registries.conf", {}, true), Error);
   EXPECT_NO_THROW(load_config("/nonexistent/registries.conf", {}, false));
