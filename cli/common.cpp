@@ -39,6 +39,13 @@ void add_global_flags(CLI::App& app, GlobalOptions& options) {
                  "Require HTTPS and verify certificates (default: as registries.conf says)")
       ->expected(0, 1)
       ->default_str("true");
+  app.add_option("--retry", options.retry,
+                 "Times a failed registry request is retried, with growing delays (default 4)")
+      ->check(CLI::Range(0, 20));
+  app.add_option("--stall-timeout", options.stall_timeout,
+                 "Seconds a registry transfer may go without receiving a byte before it fails "
+                 "(default 60)")
+      ->check(CLI::Range(1, 3600));
   app.add_option("--log-level", options.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_option("--platform", options.platform,
@@ -95,7 +102,8 @@ std::optional<LocalImage> load_image(const oci::Store& store, const oci::Descrip
   image.config = oci::parse_image_config(store.read(image.parsed.config.digest));
   image.id = image.parsed.config.digest.substr(image.parsed.config.digest.find(':') + 1);
   image.size = static_cast<std::uint64_t>(image.manifest.size + image.parsed.config.size);
-  for (const auto& layer : image.parsed.layers) image.size += static_cast<std::uint64_t>(layer.size);
+  for (const auto& layer : image.parsed.layers)
+    image.size += static_cast<std::uint64_t>(layer.size);
   return image;
 }
 
@@ -188,16 +196,16 @@ LocalImage find_local_image(const oci::Store& store, const std::string& ref,
       }
     }
     if (found.size() == 1) {
-        LocalImage image = *found.front().second;
-        image.matched = found.front().first;
-        return image;
+      LocalImage image = *found.front().second;
+      image.matched = found.front().first;
+      return image;
     }
     if (found.size() > 1) {
       std::string names;
       for (const auto& [name, image] : found) names += (names.empty() ? "" : ", ") + name;
       throw Error(Code::kInvalidArgument,
-                  fmt::format("{}: short name matches several images ({}): give the full name",
-                              ref, names));
+                  fmt::format("{}: short name matches several images ({}): give the full name", ref,
+                              names));
     }
   }
   throw Error(Code::kNotFound, fmt::format("{}: image not known", ref));

@@ -24,7 +24,9 @@ struct GlobalOptions {
   std::string cert_dir;         // empty: /etc/containers/certs.d and /etc/docker/certs.d
   std::optional<bool> tls_verify;
   std::string log_level = "warn";
-  std::string platform;  // empty: the host's
+  int retry = 4;           // retries of a failed registry request (RetryPolicy: attempts - 1)
+  int stall_timeout = 60;  // seconds without a byte before a transfer fails
+  std::string platform;    // empty: the host's
 };
 
 // Registers the global flags on `app` (they are accepted before or after the command).
@@ -37,14 +39,14 @@ std::unique_ptr<stowage::oci::Store> open_store(const GlobalOptions& options);
 
 // One image of the store, resolved to a single-platform manifest.
 struct LocalImage {
-  std::vector<std::string> names;         // every name pointing at `top` (may be empty)
-  std::string matched;                    // find_local_image: the stored name that matched, or ""
-  stowage::oci::Descriptor top;           // what index.json holds: a manifest or an index
-  stowage::oci::Descriptor manifest;      // the manifest for the platform (== top for a manifest)
-  stowage::oci::ImageManifest parsed;     // of `manifest`
+  std::vector<std::string> names;      // every name pointing at `top` (may be empty)
+  std::string matched;                 // find_local_image: the stored name that matched, or ""
+  stowage::oci::Descriptor top;        // what index.json holds: a manifest or an index
+  stowage::oci::Descriptor manifest;   // the manifest for the platform (== top for a manifest)
+  stowage::oci::ImageManifest parsed;  // of `manifest`
   stowage::oci::ImageConfig config;
-  std::string id;                         // config digest hex: podman's image ID
-  std::uint64_t size = 0;                 // manifest + config + layers as stored
+  std::string id;          // config digest hex: podman's image ID
+  std::uint64_t size = 0;  // manifest + config + layers as stored
 };
 
 // Every image of the store, one per distinct `top` digest, names sorted. Index entries whose

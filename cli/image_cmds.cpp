@@ -53,9 +53,10 @@ int print_verify(const oci::Store& store) {
     std::cerr << "store " << store.root().string() << ": every blob matches its digest\n";
     return 0;
   }
-  std::cerr << fmt::format("store {}: {} corrupt, {} missing blobs; pull the affected images "
-                           "again ('stowctl prune' removes corrupt leftovers)\n",
-                           store.root().string(), report.corrupt.size(), report.missing.size());
+  std::cerr << fmt::format(
+      "store {}: {} corrupt, {} missing blobs; pull the affected images "
+      "again ('stowctl prune' removes corrupt leftovers)\n",
+      store.root().string(), report.corrupt.size(), report.missing.size());
   return 1;
 }
 
@@ -94,8 +95,8 @@ int run_images(const GlobalOptions& g, const ImagesOptions& o) {
     std::vector<std::string> names = image.names;
     if (names.empty()) names.push_back("");
     for (const auto& name : names) {
-      auto [repo, tag] = name.empty() ? std::pair<std::string, std::string>{"<none>", "<none>"}
-                                      : split_name(name);
+      auto [repo, tag] =
+          name.empty() ? std::pair<std::string, std::string>{"<none>", "<none>"} : split_name(name);
       rows.push_back({repo, tag, image.top.digest, short_id(image.id, o.no_trunc),
                       human_age(image.config.created, now), human_size(image.size)});
     }
@@ -384,7 +385,8 @@ void add_image_commands(CLI::App& app, const GlobalOptions& globals, int* exit_c
       "rmi", "Remove names of local images; an image and its unshared blobs go with its last name");
   rmi->add_option("IMAGE", ro->refs, "Image names or IDs");
   rmi->add_flag("-a,--all", ro->all, "Remove every image");
-  rmi->add_flag("-f,--force", ro->force, "Remove an image given by ID even if it has several names");
+  rmi->add_flag("-f,--force", ro->force,
+                "Remove an image given by ID even if it has several names");
   rmi->footer(
       "Blobs committed in the last 10 minutes stay until the next 'stowctl prune', so that a pull "
       "running at the same time never loses what it has fetched.");
@@ -420,7 +422,8 @@ void add_image_commands(CLI::App& app, const GlobalOptions& globals, int* exit_c
     *exit_code = run_diff(*g, (*diff_args)[0], (*diff_args)[1], *diff_format);
   });
 
-  auto* fsck = app.add_subcommand("fsck", "Re-hash every blob of the local store (images --verify)");
+  auto* fsck =
+      app.add_subcommand("fsck", "Re-hash every blob of the local store (images --verify)");
   fsck->callback([g, exit_code] { *exit_code = print_verify(*open_store(*g)); });
 }
 

@@ -59,14 +59,15 @@ Registries load_registries(const GlobalOptions& g) {
   return r;
 }
 
-bool registry_insecure(const GlobalOptions& g, const reg::Config& config,
-                       const std::string& host) {
+bool registry_insecure(const GlobalOptions& g, const reg::Config& config, const std::string& host) {
   if (g.tls_verify && !*g.tls_verify) return true;
   const reg::Registry* r = reg::find_registry(config, host);
   return r != nullptr && r->insecure;
 }
 
-oci::AuthEnvironment auth_environment() { return oci::AuthEnvironment::from_process(); }
+oci::AuthEnvironment auth_environment() {
+  return oci::AuthEnvironment::from_process();
+}
 
 // The credentials of the first auth file that has some for `registry`.
 oci::Credentials lookup_credentials(const GlobalOptions& g, std::string_view registry) {
@@ -101,6 +102,8 @@ struct Remote {
     o.certs_dir = g.cert_dir.empty() ? "/etc/containers/certs.d" : g.cert_dir;
     o.tls_verify = !g.tls_verify || *g.tls_verify;
     o.credentials = [g](std::string_view registry) { return lookup_credentials(g, registry); };
+    o.retry.max_attempts = g.retry + 1;
+    o.stall_timeout = std::chrono::seconds(g.stall_timeout);
     return o;
   }
 
@@ -210,9 +213,9 @@ int run_pull(const GlobalOptions& g, const PullOptions& o) {
       progress.finish();
       for (const auto& e : result.source_errors) std::cerr << "warning: " << e << "\n";
       if (!o.quiet) {
-        std::cerr << fmt::format("Pulled {}{}\n", result.name,
-                                 result.from_mirror ? " (from mirror " + result.source_location + ")"
-                                                    : "");
+        std::cerr << fmt::format(
+            "Pulled {}{}\n", result.name,
+            result.from_mirror ? " (from mirror " + result.source_location + ")" : "");
       }
       std::cout << result.digest << "\n";
       return 0;
@@ -256,8 +259,7 @@ int run_push(const GlobalOptions& g, const PushOptions& o) {
                 fmt::format("registry {} is blocked in {}", r->prefix, regs.origin.conf_path));
   }
   Remote remote(g);
-  ProgressLine progress("Pushing " + dest.string() + ":",
-                        !o.quiet && ::isatty(STDERR_FILENO) != 0);
+  ProgressLine progress("Pushing " + dest.string() + ":", !o.quiet && ::isatty(STDERR_FILENO) != 0);
   oci::PushOptions po;
   po.chunk_size = o.chunk_size;
   po.insecure = registry_insecure(g, regs.config, dest.domain);
@@ -353,7 +355,8 @@ int run_login(const GlobalOptions& g, LoginOptions o) {
                    "--password-stdin\n";
     }
     if (o.username.empty()) {
-      if (!tty) throw Error(Code::kInvalidArgument, "no terminal to ask for the user name: give -u");
+      if (!tty)
+        throw Error(Code::kInvalidArgument, "no terminal to ask for the user name: give -u");
       o.username = read_line_from_terminal("Username: ", true);
     }
     if (o.password.empty()) {
@@ -434,8 +437,9 @@ SearchFilter parse_filters(const std::vector<std::string>& filters) {
   for (const auto& text : filters) {
     const auto eq = text.find('=');
     if (eq == std::string::npos) {
-      throw Error(Code::kInvalidArgument,
-                  fmt::format("--filter {}: use KEY=VALUE (is-official, is-automated, stars)", text));
+      throw Error(
+          Code::kInvalidArgument,
+          fmt::format("--filter {}: use KEY=VALUE (is-official, is-automated, stars)", text));
     }
     const std::string key = text.substr(0, eq), value = text.substr(eq + 1);
     if (key == "is-official") {
@@ -449,12 +453,14 @@ SearchFilter parse_filters(const std::vector<std::string>& filters) {
         if (used != value.size() || n < 0) throw std::invalid_argument(value);
         f.min_stars = static_cast<std::uint64_t>(n);
       } catch (const std::logic_error&) {
-        throw Error(Code::kInvalidArgument,
-                    fmt::format("--filter stars={}: the value must be a non-negative number", value));
+        throw Error(
+            Code::kInvalidArgument,
+            fmt::format("--filter stars={}: the value must be a non-negative number", value));
       }
     } else {
-      throw Error(Code::kInvalidArgument,
-                  fmt::format("--filter {}: unknown filter (is-official, is-automated, stars)", key));
+      throw Error(
+          Code::kInvalidArgument,
+          fmt::format("--filter {}: unknown filter (is-official, is-automated, stars)", key));
     }
   }
   return f;
@@ -467,8 +473,7 @@ struct Found {
 };
 
 std::vector<Found> search_registry(Remote& remote, const std::string& registry, bool insecure,
-                                   const std::string& term, int limit,
-                                   const SearchFilter& filter) {
+                                   const std::string& term, int limit, const SearchFilter& filter) {
   auto client = remote.connector.connect(registry, insecure);
   std::vector<oci::SearchResult> results;
   try {
@@ -480,11 +485,14 @@ std::vector<Found> search_registry(Remote& remote, const std::string& registry, 
       if (repo.find(term) != std::string::npos) results.push_back({repo, "", 0, false, false});
     }
   }
+  // As podman: the first `limit` results, then the filters (so fewer than `limit` may remain).
+  if (results.size() > static_cast<std::size_t>(limit)) results.resize(limit);
   std::vector<Found> out;
-  for (const auto& r : results) {
-    if (static_cast<int>(out.size()) >= limit) break;
+  for (auto& r : results) {
     if (!filter.accepts(r)) continue;
     std::string name = r.name;
+    // As podman: a description is one line, in every format.
+    std::replace(r.description.begin(), r.description.end(), '\n', ' ');
     // Docker Hub lists official images without "library/".
     if ((registry == "docker.io") && name.find('/') == std::string::npos) name = "library/" + name;
     out.push_back({registry, registry + "/" + name, r});
@@ -537,10 +545,11 @@ int run_search(const GlobalOptions& g, const SearchOptions& o) {
                      {"Description", f.result.description},
                      {"Stars", f.result.star_count},
                      {"Official", f.result.is_official ? "[OK]" : ""},
-                     {"Automated", f.result.is_automated ? "[OK]" : ""}});
+                     {"Automated", f.result.is_automated ? "[OK]" : ""},
+                     {"Tag", ""}});
     }
     std::cout << out.dump(4) << "\n";
-  } else {
+  } else if (!found.empty()) {  // podman prints no header either when nothing matched
     std::size_t w_name = 4;
     for (const auto& f : found) w_name = std::max(w_name, f.name.size());
     std::cout << fmt::format("{:<{}}  {}\n", "NAME", w_name, "DESCRIPTION");
@@ -549,7 +558,7 @@ int run_search(const GlobalOptions& g, const SearchOptions& o) {
       for (char& c : description) {
         if (c == '\n' || c == '\r' || c == '\t') c = ' ';
       }
-      if (!o.no_trunc && description.size() > 44) description = description.substr(0, 41) + "...";
+      if (!o.no_trunc && description.size() > 44) description = description.substr(0, 44) + "...";
       std::cout << fmt::format("{:<{}}  {}\n", f.name, w_name, description);
     }
   }
@@ -562,8 +571,7 @@ void add_remote_commands(CLI::App& app, const GlobalOptions& globals, int* exit_
   const GlobalOptions* g = &globals;
 
   auto po = std::make_shared<PullOptions>();
-  auto* pull = app.add_subcommand(
-      "pull", "Pull an image into the local store; prints its digest");
+  auto* pull = app.add_subcommand("pull", "Pull an image into the local store; prints its digest");
   pull->add_option("IMAGE", po->ref,
                    "Image reference; short names resolve through registries.conf "
                    "(aliases, unqualified-search-registries)")
@@ -589,7 +597,8 @@ void add_remote_commands(CLI::App& app, const GlobalOptions& globals, int* exit_
   login->add_option("REGISTRY", lo->registry, "Registry host, e.g. quay.io or localhost:5000")
       ->required();
   login->add_option("-u,--username", lo->username, "User name");
-  login->add_option("-p,--password", lo->password, "Password (visible to others; prefer --password-stdin)");
+  login->add_option("-p,--password", lo->password,
+                    "Password (visible to others; prefer --password-stdin)");
   login->add_flag("--password-stdin", lo->password_stdin, "Read the password from standard input");
   login->add_flag("--get-login", lo->get_login, "Print the user name stored for the registry");
   login->callback([g, lo, exit_code] { *exit_code = run_login(*g, *lo); });
@@ -606,8 +615,8 @@ void add_remote_commands(CLI::App& app, const GlobalOptions& globals, int* exit_
   auto so = std::make_shared<SearchOptions>();
   auto* search = app.add_subcommand(
       "search", "Search registries for images (Docker Hub style search API, else the catalog)");
-  search->add_option("TERM", so->term,
-                     "What to look for; REGISTRY/TERM searches that registry only")
+  search
+      ->add_option("TERM", so->term, "What to look for; REGISTRY/TERM searches that registry only")
       ->required();
   search->add_option("--limit", so->limit, "Results per registry (default 25)");
   search->add_option("-f,--filter", so->filters,

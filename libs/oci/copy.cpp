@@ -226,6 +226,7 @@ std::unique_ptr<RegistryClient> RegistryConnector::connect(std::string_view regi
     o.credentials = options_.credentials(registry);
   }
   o.retry = options_.retry;
+  o.low_speed_time = options_.stall_timeout;
   o.stop = stop.stop_possible() ? stop : options_.stop;
   return std::make_unique<RegistryClient>(transport_, clock_, std::move(o));
 }

@@ -6,6 +6,7 @@
 // clock, certs.d, credentials), so that a pull can open clients for its mirrors.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,6 +38,8 @@ struct ConnectOptions {
   // The credentials for a registry host; unset or empty result: anonymous.
   std::function<Credentials(std::string_view registry)> credentials;
   RetryPolicy retry;
+  // A transfer that receives nothing for this long fails (and is retried as `retry` says).
+  std::chrono::seconds stall_timeout{60};
   // Cancels every request of every client this connector makes.
   std::stop_token stop;
 };

@@ -25,6 +25,8 @@ namespace {
 constexpr int kMaxRedirects = 10;
 constexpr int kMaxPages = 100'000;
 constexpr int kMaxResumes = 1000;
+// curl hands a body over in pieces of at most 16 KiB; blobs go to the store in pieces this big.
+constexpr std::size_t kBlobWriteBatch = std::size_t{1} << 20;
 
 bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -667,7 +669,19 @@ void RegistryClient::fetch_blob(std::string_view repository, const Descriptor& b
   const std::string url = fmt::format("{}/v2/{}/blobs/{}", base_url(), repository, blob.digest);
 
   BlobWriter writer = store.ingest(blob.digest, size);
-  std::uint64_t done = 0;
+  std::uint64_t done = 0;  // received; written once `pending` is flushed
+  std::string pending;
+  pending.reserve(kBlobWriteBatch);
+  auto flush = [&] {
+    if (pending.empty()) return;
+    try {
+      writer.write(pending);
+    } catch (...) {
+      pending.clear();  // the writer is gone: a flush on the way out must not mask this error
+      throw;
+    }
+    pending.clear();
+  };
   Backoff backoff(options_.retry.backoff);
   int failures = 0;
   int resumes = 0;
@@ -687,6 +701,7 @@ void RegistryClient::fetch_blob(std::string_view repository, const Descriptor& b
               options_.registry, repository, blob.digest, head.status);
           writer.abort();
           writer = store.ingest(blob.digest, size);
+          pending.clear();
           done = 0;
           if (head.status == 206) return http::BodyAction::kAbort;
         }
@@ -694,14 +709,25 @@ void RegistryClient::fetch_blob(std::string_view repository, const Descriptor& b
       return http::BodyAction::kStream;
     };
     handlers.on_body = [&](std::string_view chunk) {
-      writer.write(chunk);
+      if (pending.size() + chunk.size() > kBlobWriteBatch) flush();
+      if (chunk.size() >= kBlobWriteBatch) {
+        writer.write(chunk);
+      } else {
+        pending.append(chunk);
+      }
       done += chunk.size();
       if (progress) progress(done, total);
       return true;
     };
     try {
-      const http::Response response =
-          blob_get(transport_, make, authed, url, headers, handlers, what);
+      http::Response response;
+      try {
+        response = blob_get(transport_, make, authed, url, headers, handlers, what);
+      } catch (const Error&) {
+        flush();  // what arrived before the failure counts for the resume
+        throw;
+      }
+      flush();
       if (response.status == 416 && before > 0) {
         writer.abort();
         writer = store.ingest(blob.digest, size);
