@@ -318,7 +318,9 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in) {
 
   const Clock::TimePoint now = clock_.now();
   Clock::Duration next = options_.refresh_interval;
-  for (const auto& [name, interval] : wanted) {
+  for (const auto& want : wanted) {
+    const std::string& name = want.first;
+    const Clock::Duration interval = want.second;
     auto it = resolved_.find(name);
     const auto due = [&](const Resolved& r) {
       const Clock::Duration wait =
