@@ -235,9 +235,8 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
     return std::nullopt;
   }
   // In seconds: a far-future date would overflow a time_point's nanoseconds.
-  const long long now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                              now.time_since_epoch())
-                              .count();
+  const long long now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   const long long delay = static_cast<long long>(when) - now_s;
   return std::chrono::seconds(std::clamp(delay, 0LL, kMaxRetryAfterSeconds));
 }

@@ -44,7 +44,8 @@ std::string hex(const std::string& digest) {
 class OciArchivePeers : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (const std::string why = test::podman_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+    if (const std::string why = test::podman_unavailable_reason(); !why.empty())
+      GTEST_SKIP() << why;
   }
 
   testing::TempDir dir_{"stowage-oci-archive-store"};

@@ -332,8 +332,7 @@ TEST_F(OperatorIntegration, OnlyTheLeaseHolderWrites) {
                  {{"metadata", {{"labels", {{"pool", "z"}}}}}});
   eventually("node-c leaves the ImageCache under the new leader",
              [&] { return node_cache("node-c") && !wanted_by_leader_check(); });
-  eventually("the new leader counts its writes",
-             [&] { return follower->op->stats().writes > 0; });
+  eventually("the new leader counts its writes", [&] { return follower->op->stats().writes > 0; });
 }
 
 }  // namespace
