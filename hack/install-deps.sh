@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
 # Installs every Debian package that Stowage's code, tests and demo need. Idempotent: when all
 # packages are present it only checks and returns. Run as root (or through sudo) on Debian 12.
+#   hack/install-deps.sh           everything: build, tests, demo
+#   hack/install-deps.sh --build   only what building the binaries needs (the Dockerfile's build stage)
 set -euo pipefail
 
-packages=(
+build_packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git
-  clang libclang-rt-14-dev clang-format clang-tidy
   # C++ libraries (DESIGN.md §4)
   libcpprest-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev libcurl4-openssl-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libtomlplusplus-dev libarchive-dev zlib1g-dev
   libzstd-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libcli11-dev libbenchmark-dev
+)
+test_packages=(
+  # fuzz targets, lint
+  clang libclang-rt-14-dev clang-format clang-tidy
   # real peers used as oracles and fixtures in tests
   podman skopeo umoci containerd docker-registry uidmap util-linux openssl apache2-utils
   ca-certificates curl
 )
+
+case "${1:-}" in
+  "") packages=("${build_packages[@]}" "${test_packages[@]}") ;;
+  --build) packages=("${build_packages[@]}") ;;
+  *) echo "usage: $0 [--build]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
