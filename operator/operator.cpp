@@ -1,5 +1,7 @@
 #include "operator/operator.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,8 +14,12 @@
 #include "api/registries_config_map.h"
 #include "api/registry_config.h"
 #include "base/error.h"
+#include "base/sha256.h"
+#include "oci/auth.h"
 #include "oci/registry_client.h"
+#include "oci/resolve.h"
 #include "reference/reference.h"
+#include "registries/spec.h"
 
 namespace stowage::op {
 namespace {
@@ -23,6 +29,8 @@ using nlohmann::json;
 const std::string kClusterKey = "cluster";
 const kube::GroupVersionResource kNodes{"", "v1", "nodes"};
 const kube::GroupVersionResource kConfigMaps{"", "v1", "configmaps"};
+const kube::GroupVersionResource kSecrets{"", "v1", "secrets"};
+constexpr std::string_view kReasonBlocked = "Blocked";
 
 std::string managed_by_selector() {
   return std::string(kManagedByLabel) + "=" + std::string(kManagedByValue);
@@ -52,10 +60,56 @@ std::string reason_of(Code code) {
   }
 }
 
-// The host part of a registries.conf location or prefix ("host:5000/path" -> "host:5000").
-std::string host_of(std::string_view location) {
-  const auto slash = location.find('/');
-  return std::string(location.substr(0, slash));
+// What the Secret informer keeps: identity, labels and annotations, type and data.
+json trim_secret(const json& object) {
+  json out = json::object();
+  json meta = json::object();
+  if (const auto m = object.find("metadata"); m != object.end() && m->is_object()) {
+    for (const char* field :
+         {"name", "namespace", "uid", "resourceVersion", "labels", "annotations"}) {
+      if (const auto f = m->find(field); f != m->end()) meta[field] = *f;
+    }
+  }
+  out["metadata"] = std::move(meta);
+  if (const auto t = object.find("type"); t != object.end()) out["type"] = *t;
+  if (const auto d = object.find("data"); d != object.end()) out["data"] = *d;
+  return out;
+}
+
+std::map<std::string, std::string> string_map(const json& object, std::string_view field) {
+  std::map<std::string, std::string> out;
+  if (const auto it = object.find(field); it != object.end() && it->is_object()) {
+    for (const auto& [k, v] : it->items()) {
+      if (v.is_string()) out[k] = v.get<std::string>();
+    }
+  }
+  return out;
+}
+
+SecretObject secret_object(const json& object) {
+  SecretObject s;
+  const json meta = object.value("metadata", json::object());
+  s.namespace_ = meta.value("namespace", "");
+  s.name = meta.value("name", "");
+  s.type = object.value("type", "Opaque");
+  s.data = string_map(object, "data");
+  s.labels = string_map(meta, "labels");
+  s.annotations = string_map(meta, "annotations");
+  return s;
+}
+
+kube::ObjectReference reference_of(std::string_view kind, const api::ObjectMeta& meta) {
+  kube::ObjectReference ref;
+  ref.api_version = std::string(api::kApiVersion);
+  ref.kind = std::string(kind);
+  ref.namespace_ = meta.namespace_;
+  ref.name = meta.name;
+  ref.uid = meta.uid;
+  return ref;
+}
+
+bool is_true(const api::Condition* c) {
+  return c != nullptr && c->status == api::ConditionStatus::kTrue;
 }
 
 template <typename T>
@@ -106,7 +160,8 @@ Operator::Operator(OperatorOptions options, kube::Client& client, Clock& clock,
                   .gauge("stowage_operator_leader",
                          "1 while this process holds the leader Lease (or runs without one).", {})
                   .get()),
-      queue_(clock) {
+      queue_(clock),
+      event_sink_(client) {
   registry_configs_ = std::make_unique<kube::Informer>(
       client_, clock_, informer_options(api::registry_configs_resource(), "", "", false));
   image_caches_ = std::make_unique<kube::Informer>(
@@ -118,8 +173,21 @@ Operator::Operator(OperatorOptions options, kube::Client& client, Clock& clock,
   config_maps_ = std::make_unique<kube::Informer>(
       client_, clock_,
       informer_options(kConfigMaps, options_.namespace_, managed_by_selector(), true));
+  // Every kubernetes.io/dockerconfigjson Secret: the sources ImageCaches name (their namespaces
+  // are not known in advance) and the copies in the operator's namespace.
+  kube::InformerOptions secret_options = informer_options(kSecrets, "", "", false);
+  secret_options.reflector.field_selector = "type=" + std::string(kDockerConfigJsonType);
+  secret_options.transform = trim_secret;
+  secrets_ = std::make_unique<kube::Informer>(client_, clock_, std::move(secret_options));
+  kube::EventRecorderOptions event_options;
+  event_options.reporting_controller = std::string(kFieldManager);
+  event_options.reporting_instance =
+      options_.identity.empty() ? std::string(kFieldManager) : options_.identity;
+  events_ = std::make_unique<kube::EventRecorder>(event_sink_, clock_, std::move(event_options));
+  machine_configs_ = std::make_unique<MachineConfigController>(
+      client_, clock_, [this] { queue_.add(kClusterKey); }, events_.get());
   for (kube::Informer* informer : {registry_configs_.get(), image_caches_.get(), node_caches_.get(),
-                                   nodes_.get(), config_maps_.get()}) {
+                                   nodes_.get(), config_maps_.get(), secrets_.get()}) {
     informer->on_add([this](const json&) { queue_.add(kClusterKey); });
     informer->on_update([this](const json&, const json&) { queue_.add(kClusterKey); });
     informer->on_delete([this](const json&) { queue_.add(kClusterKey); });
@@ -132,7 +200,8 @@ Operator::~Operator() {
 
 bool Operator::ready() const {
   return registry_configs_->has_synced() && image_caches_->has_synced() &&
-         node_caches_->has_synced() && nodes_->has_synced() && config_maps_->has_synced();
+         node_caches_->has_synced() && nodes_->has_synced() && config_maps_->has_synced() &&
+         secrets_->has_synced();
 }
 
 OperatorStats Operator::stats() const {
@@ -142,10 +211,11 @@ OperatorStats Operator::stats() const {
 
 void Operator::run(std::stop_token stop) {
   std::vector<kube::Informer*> informers = {registry_configs_.get(), image_caches_.get(),
-                                            node_caches_.get(), nodes_.get(), config_maps_.get()};
+                                            node_caches_.get(),      nodes_.get(),
+                                            config_maps_.get(),      secrets_.get()};
   for (kube::Informer* informer : informers) informer->start();
-  const char* const names[] = {"registryconfigs", "imagecaches", "nodecaches", "nodes",
-                               "configmaps"};
+  const char* const names[] = {"registryconfigs", "imagecaches", "nodecaches",
+                               "nodes",           "configmaps",  "secrets"};
   for (std::size_t i = 0; i < informers.size(); ++i) {
     while (!stop.stop_requested() &&
            !informers[i]->wait_until_synced(clock_.now() + std::chrono::seconds(30), stop)) {
@@ -175,6 +245,7 @@ void Operator::run(std::stop_token stop) {
     }
   }
   for (kube::Informer* informer : informers) informer->stop();
+  machine_configs_->stop();
 }
 
 void Operator::lead(const std::optional<kube::LeaderGuard>& guard, std::stop_token stop) {
@@ -253,25 +324,101 @@ PlannerInput Operator::build_input() {
     if (api::hash_from_registries_config_map_name(name)) in.config_maps.push_back(name);
   }
   in.max_unavailable = options_.max_unavailable;
-  in.machine_config_api = options_.machine_config_api;
   in.now = clock_.wall_now();
   return in;
 }
 
-Operator::Resolved Operator::resolve_one(const std::string& name,
-                                         const std::set<std::string>& insecure) {
+struct Operator::ResolveJob {
+  std::string name{};  // as written in the ImageCaches
+  // Distinct pull routes (each: mirrors, then the primary), the most common first.
+  std::vector<std::vector<oci::PullSource>> routes{};
+  std::vector<std::string> payloads{};  // .dockerconfigjson of the pull secrets
+  Clock::Duration interval{};           // the shortest of the ImageCaches asking
+};
+
+namespace {
+
+// A route's identity in a resolution key.
+std::string route_signature(const std::vector<oci::PullSource>& route) {
+  std::string out;
+  for (const auto& s : route) {
+    out += fmt::format("{}|{}|{}|{};", s.location, s.reference.string(), s.insecure, s.mirror);
+  }
+  return out;
+}
+
+// The credentials to try for one source: the keyring's entries for the source's own reference,
+// then (for a mirror) those for the image as written, as CRI-O passes one auth for every source;
+// anonymous when none match.
+std::vector<oci::Credentials> credentials_for(const oci::DockerKeyring& keyring,
+                                              const oci::PullSource& source,
+                                              const Reference& image) {
+  std::vector<oci::Credentials> out;
+  const auto add = [&out](const std::vector<oci::KeyringMatch>& matches) {
+    for (const auto& m : matches) {
+      if (std::find(out.begin(), out.end(), m.credentials) == out.end()) {
+        out.push_back(m.credentials);
+      }
+    }
+  };
+  add(keyring.lookup(source.reference.string()));
+  if (source.mirror) add(keyring.lookup(image.string()));
+  if (out.empty()) out.emplace_back();
+  return out;
+}
+
+bool auth_failure(Code code) {
+  return code == Code::kUnauthenticated || code == Code::kPermissionDenied;
+}
+
+}  // namespace
+
+Operator::Resolved Operator::resolve_one(const ResolveJob& job) {
   Resolved r;
+  std::vector<std::string> answers;  // "<location>: <error>" per source tried
+  std::optional<Code> last_code;
+  std::string last_message;
+  std::set<std::string> tried;
   try {
-    const Reference ref = Reference::parse_normalized(name).with_default_tag();
-    oci::RegistryClientOptions options;
-    options.registry = ref.domain;
-    options.insecure = insecure.contains(ref.domain);
-    options.retry.max_attempts = 2;
-    options.request_timeout = std::chrono::seconds(30);
-    options.connect_timeout = std::chrono::seconds(10);
-    oci::RegistryClient registry(registry_transport_, clock_, options);
-    r.digest = registry.head_manifest(ref.path, ref.tag.value_or(std::string(kDefaultTag))).digest;
-    resolutions_ok_.inc();
+    const Reference image = Reference::parse_normalized(job.name).with_default_tag();
+    oci::DockerKeyring keyring;
+    for (const auto& payload : job.payloads) keyring.add_dockerconfigjson(payload);
+    for (const auto& route : job.routes) {
+      for (const auto& source : route) {
+        if (!tried.insert(route_signature({source})).second) continue;
+        for (const oci::Credentials& credentials : credentials_for(keyring, source, image)) {
+          oci::RegistryClientOptions options;
+          options.registry = source.reference.domain;
+          options.insecure = source.insecure;
+          options.credentials = credentials;
+          options.retry.max_attempts = 2;
+          options.request_timeout = std::chrono::seconds(30);
+          options.connect_timeout = std::chrono::seconds(10);
+          try {
+            oci::RegistryClient registry(registry_transport_, clock_, options);
+            r.digest = registry
+                           .head_manifest(source.reference.path,
+                                          source.reference.tag.value_or(std::string(kDefaultTag)))
+                           .digest;
+            resolutions_ok_.inc();
+            break;
+          } catch (const Error& e) {
+            last_code = e.code();
+            last_message = e.what();
+            answers.push_back(fmt::format("{}: {}", source.location, e.what()));
+            if (!auth_failure(e.code())) break;  // other credentials would not help
+          }
+        }
+        if (r.digest) break;
+      }
+      if (r.digest) break;
+    }
+    if (!r.digest) {
+      resolutions_failed_.inc();
+      r.failure = Unresolved{
+          reason_of(last_code.value_or(Code::kInternal)),
+          answers.size() == 1 ? last_message : fmt::format("{}", fmt::join(answers, "; "))};
+    }
   } catch (const Error& e) {
     r.failure = Unresolved{reason_of(e.code()), e.what()};
     resolutions_failed_.inc();
@@ -284,34 +431,117 @@ Operator::Resolved Operator::resolve_one(const std::string& name,
   return r;
 }
 
-Clock::Duration Operator::resolve_tags(PlannerInput& in) {
-  // Registry hosts to reach without TLS verification: the flag's, and what any RegistryConfig
-  // marks insecure.
-  std::set<std::string> insecure(options_.insecure_registries.begin(),
-                                 options_.insecure_registries.end());
+Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPlan& secrets) {
+  // The merged registries configuration of every node (RegistryConfigs of either delivery),
+  // computed once per distinct set of matching RegistryConfigs.
+  std::vector<const api::RegistryConfig*> live;
   for (const api::RegistryConfig& rc : in.registry_configs) {
-    if (rc.metadata.deletion_timestamp) continue;
-    for (const std::string& location : rc.spec.insecure_registries)
-      insecure.insert(host_of(location));
-    for (const registries::Registry& reg : rc.spec.registries) {
-      if (reg.insecure) insecure.insert(host_of(reg.location.empty() ? reg.prefix : reg.location));
-    }
+    if (!rc.metadata.deletion_timestamp) live.push_back(&rc);
   }
+  std::sort(live.begin(), live.end(),
+            [](const auto* a, const auto* b) { return a->metadata.name < b->metadata.name; });
+  std::map<std::string, registries::Config> merged;  // by the joined names of the set
+  std::map<std::string, std::string> set_of_node;
+  const auto config_set = [&](const registries::Labels& labels) {
+    std::string key;
+    std::vector<registries::NamedRegistryConfig> named;
+    for (const auto* rc : live) {
+      if (!registries::selector_matches(rc->spec.node_selector, labels)) continue;
+      key += rc->metadata.name + '\n';
+      named.push_back(api::named(*rc));
+    }
+    if (!merged.contains(key)) {
+      try {
+        merged.emplace(key, registries::merge_registry_configs(std::move(named)));
+      } catch (const Error& e) {
+        // The planner reports it; the nodes keep what they had, unknown here.
+        merged.emplace(key, registries::Config{});
+      }
+    }
+    return key;
+  };
+  for (const PlannerNode& node : in.nodes) set_of_node[node.name] = config_set(node.labels);
+  const std::set<std::string> flag_insecure(options_.insecure_registries.begin(),
+                                            options_.insecure_registries.end());
 
-  // Every tag reference, with the shortest refresh interval of the ImageCaches naming it.
-  std::map<std::string, Clock::Duration> wanted;
+  // Every (reference, credentials, routes) wanted, with the shortest refresh interval asking.
+  std::map<std::string, ResolveJob> wanted;
+  std::map<std::string, std::map<std::string, std::string>> job_of;  // ic key -> name -> job
   for (const api::ImageCache& ic : in.image_caches) {
     if (ic.metadata.deletion_timestamp) continue;
+    const std::string ic_key = api::object_key(ic.metadata);
     const Clock::Duration interval =
         std::max<Clock::Duration>(ic.spec.refresh_interval, std::chrono::seconds(1));
+    // The configurations of its nodes, the most common first (ties by key); none selected: the
+    // configuration of a node no RegistryConfig matches.
+    std::map<std::string, int> counts;
+    for (const PlannerNode& node : in.nodes) {
+      if (registries::selector_matches(ic.spec.node_selector, node.labels)) {
+        ++counts[set_of_node.at(node.name)];
+      }
+    }
+    if (counts.empty()) counts[config_set({})] = 1;
+    std::vector<std::pair<int, std::string>> groups;
+    for (const auto& [key, count] : counts) groups.emplace_back(-count, key);
+    std::sort(groups.begin(), groups.end());
+
+    const auto payloads = secrets.payloads.find(ic_key);
+    std::string fingerprint;
+    if (payloads != secrets.payloads.end()) {
+      Sha256 h;
+      for (const auto& p : payloads->second) {
+        h.update(p);
+        h.update(std::string_view("\0", 1));
+      }
+      fingerprint = h.finish_hex();
+    }
     for (const api::CachedImage& image : ic.spec.images) {
+      Reference ref;
       try {
-        if (Reference::parse_normalized(image.name).digest) continue;
+        ref = Reference::parse_normalized(image.name);
+        if (ref.digest) continue;
+        ref = ref.with_default_tag();
       } catch (const Error&) {
         continue;  // the planner reports the invalid reference
       }
-      auto [it, inserted] = wanted.emplace(image.name, interval);
-      if (!inserted) it->second = std::min(it->second, interval);
+      ResolveJob job;
+      job.name = image.name;
+      job.interval = interval;
+      std::optional<Unresolved> refused;
+      for (const auto& group : groups) {
+        const registries::Config& config = merged.at(group.second);
+        try {
+          std::vector<oci::PullSource> route = oci::pull_sources(ref, config);
+          for (auto& source : route) {
+            if (flag_insecure.contains(source.reference.domain)) source.insecure = true;
+          }
+          if (std::find(job.routes.begin(), job.routes.end(), route) == job.routes.end()) {
+            job.routes.push_back(std::move(route));
+          }
+        } catch (const Error& e) {
+          if (e.code() == Code::kPermissionDenied) {
+            const registries::Registry* reg = registries::find_registry(config, ref.name());
+            refused = Unresolved{
+                std::string(kReasonBlocked),
+                fmt::format("registry {} is blocked by the RegistryConfigs of the nodes ImageCache "
+                            "{} selects",
+                            reg != nullptr ? reg->prefix : ref.domain, ic_key)};
+          } else {
+            refused = Unresolved{reason_of(e.code()), e.what()};
+          }
+        }
+      }
+      if (job.routes.empty()) {
+        in.resolutions[ic_key].unresolved[image.name] =
+            refused.value_or(Unresolved{"ResolveFailed", "no registry to resolve the tag at"});
+        continue;
+      }
+      std::string key = image.name + '\n' + fingerprint + '\n';
+      for (const auto& route : job.routes) key += route_signature(route) + '\n';
+      job_of[ic_key][image.name] = key;
+      if (payloads != secrets.payloads.end()) job.payloads = payloads->second;
+      auto [it, inserted] = wanted.emplace(key, std::move(job));
+      if (!inserted) it->second.interval = std::min(it->second.interval, interval);
     }
   }
   std::erase_if(resolved_, [&](const auto& entry) { return !wanted.contains(entry.first); });
@@ -319,39 +549,224 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in) {
   const Clock::TimePoint now = clock_.now();
   Clock::Duration next = options_.refresh_interval;
   for (const auto& want : wanted) {
-    const std::string& name = want.first;
-    const Clock::Duration interval = want.second;
-    auto it = resolved_.find(name);
+    const std::string& key = want.first;
+    const ResolveJob& job = want.second;
+    auto it = resolved_.find(key);
     const auto due = [&](const Resolved& r) {
       const Clock::Duration wait =
-          r.failure ? std::min<Clock::Duration>(interval, options_.unresolved_retry) : interval;
+          r.failure ? std::min<Clock::Duration>(job.interval, options_.unresolved_retry)
+                    : job.interval;
       return r.at + wait;
     };
     if (it == resolved_.end() || due(it->second) <= now) {
-      Resolved fresh = resolve_one(name, insecure);
+      Resolved fresh = resolve_one(job);
       fresh.at = clock_.now();
-      fresh.interval = interval;
+      fresh.interval = job.interval;
       if (fresh.digest) {
-        spdlog::info("msg=\"resolved tag\" image={} digest={}", name, *fresh.digest);
+        spdlog::info("msg=\"resolved tag\" image={} digest={}", job.name, *fresh.digest);
       } else {
-        spdlog::warn("msg=\"tag not resolved\" image={} reason={} error=\"{}\"", name,
+        spdlog::warn("msg=\"tag not resolved\" image={} reason={} error=\"{}\"", job.name,
                      fresh.failure->reason, fresh.failure->message);
         // Keep the last digest known rather than forgetting it on a transient failure.
-        if (it != resolved_.end() && it->second.digest && fresh.failure->reason != "NotFound") {
+        if (it != resolved_.end() && it->second.digest && fresh.failure->reason != "NotFound" &&
+            fresh.failure->reason != "Unauthorized") {
           fresh.digest = it->second.digest;
         }
       }
-      it = resolved_.insert_or_assign(name, std::move(fresh)).first;
-    }
-    if (it->second.digest) {
-      in.digests[name] = *it->second.digest;
-    } else if (it->second.failure) {
-      in.unresolved[name] = *it->second.failure;
+      it = resolved_.insert_or_assign(key, std::move(fresh)).first;
     }
     next = std::min(
         next, std::max<Clock::Duration>(due(it->second) - clock_.now(), std::chrono::seconds(1)));
   }
+  for (const auto& [ic_key, names] : job_of) {
+    for (const auto& [name, key] : names) {
+      const Resolved& r = resolved_.at(key);
+      if (r.digest) {
+        in.resolutions[ic_key].digests[name] = *r.digest;
+      } else if (r.failure) {
+        in.resolutions[ic_key].unresolved[name] = *r.failure;
+      }
+    }
+  }
   return next;
+}
+
+PullSecretSyncInput Operator::build_secret_input(const PlannerInput& in) {
+  PullSecretSyncInput out;
+  out.namespace_ = options_.namespace_;
+  out.image_caches = in.image_caches;
+  std::set<std::pair<std::string, std::string>> referenced;
+  for (const api::ImageCache& ic : in.image_caches) {
+    if (ic.metadata.deletion_timestamp) continue;
+    for (const auto& ref : ic.spec.image_pull_secrets) {
+      if (!ref.name.empty()) referenced.emplace(ic.metadata.namespace_, ref.name);
+    }
+  }
+  for (const auto& [namespace_, name] : referenced) {
+    if (const kube::ObjectPtr cached = secrets_->get(namespace_, name)) {
+      out.sources.push_back(secret_object(*cached));
+      continue;
+    }
+    // Not a dockerconfigjson Secret the informer holds: read it to tell a missing Secret from
+    // one of another type (or one created a moment ago).
+    try {
+      if (const auto found = client_.try_get({kSecrets, namespace_, name, ""})) {
+        out.sources.push_back(secret_object(trim_secret(*found)));
+      }
+    } catch (const Error& e) {
+      out.read_errors[namespace_ + "/" + name] = e.what();
+    }
+  }
+  for (const kube::ObjectPtr& secret : secrets_->list()) {
+    if ((*secret)["metadata"].value("namespace", "") == options_.namespace_) {
+      out.copies.push_back(secret_object(*secret));
+    }
+  }
+  return out;
+}
+
+void Operator::apply_secret_copies(const PullSecretSyncPlan& plan,
+                                   const std::optional<kube::LeaderGuard>& guard) {
+  const kube::PatchOptions apply_options{
+      .field_manager = std::string(kFieldManager), .force = true, .dry_run = false};
+  for (const PlannedSecretCopy& copy : plan.copies) {
+    if (copy.action == CopyAction::kNone) continue;
+    if (copy.action == CopyAction::kReplace) {
+      check_may_act(guard);
+      try {
+        client_.delete_({kSecrets, options_.namespace_, copy.name, ""});
+        count_write();
+      } catch (const Error& e) {
+        if (e.code() != Code::kNotFound) throw;
+      }
+    }
+    const json intent = {{"apiVersion", "v1"},
+                         {"kind", "Secret"},
+                         {"metadata",
+                          {{"name", copy.name},
+                           {"namespace", options_.namespace_},
+                           {"labels", copy.labels},
+                           {"annotations", copy.annotations}}},
+                         {"type", copy.type},
+                         {"data", copy.data}};
+    check_may_act(guard);
+    client_.apply({kSecrets, options_.namespace_, copy.name, ""}, intent, apply_options);
+    count_write();
+    spdlog::info("msg=\"synced pull secret\" key={}/{} source={}/{} action={}", options_.namespace_,
+                 copy.name, copy.source_namespace, copy.source_name,
+                 copy.action == CopyAction::kCreate ? "create" : "update");
+  }
+}
+
+void Operator::delete_secret_copies(const PullSecretSyncPlan& plan,
+                                    const std::optional<kube::LeaderGuard>& guard) {
+  for (const std::string& name : plan.to_delete) {
+    check_may_act(guard);
+    try {
+      client_.delete_({kSecrets, options_.namespace_, name, ""});
+      count_write();
+      spdlog::info("msg=\"deleted unreferenced pull secret copy\" key={}/{}", options_.namespace_,
+                   name);
+    } catch (const Error& e) {
+      if (e.code() != Code::kNotFound) throw;
+    }
+  }
+}
+
+void Operator::record(const kube::ObjectReference& regarding, kube::EventType type,
+                      std::string reason, std::string action, std::string note) {
+  spdlog::info("msg=\"event\" key={}{}{} type={} reason={} note=\"{}\"", regarding.namespace_,
+               regarding.namespace_.empty() ? "" : "/", regarding.name, kube::event_type_name(type),
+               reason, note);
+  events_->record(regarding, type, std::move(reason), std::move(action), std::move(note));
+  std::lock_guard lock(stats_mu_);
+  ++stats_.events;
+}
+
+void Operator::record_events(const PlannerInput& in, const Plan& plan,
+                             const PullSecretSyncPlan& secrets) {
+  // RegistryConfigs: becoming Degraded, a rollout completing. From the status before and after.
+  std::map<std::string, const api::RegistryConfig*> rcs;
+  for (const auto& rc : in.registry_configs) rcs[rc.metadata.name] = &rc;
+  for (const PlannedRegistryConfigStatus& st : plan.registry_configs) {
+    const auto found = rcs.find(st.name);
+    if (!st.changed || found == rcs.end()) continue;
+    const api::RegistryConfig& rc = *found->second;
+    const kube::ObjectReference ref = reference_of(api::kRegistryConfigKind, rc.metadata);
+    const api::Condition* degraded =
+        api::find_condition(st.status.conditions, api::kConditionDegraded);
+    if (is_true(degraded) &&
+        !is_true(api::find_condition(rc.status.conditions, api::kConditionDegraded))) {
+      record(ref, kube::EventType::kWarning, "Degraded", "Plan",
+             degraded->reason + ": " + degraded->message);
+    }
+    const api::Condition* was =
+        api::find_condition(rc.status.conditions, api::kConditionProgressing);
+    const api::Condition* now =
+        api::find_condition(st.status.conditions, api::kConditionProgressing);
+    if (is_true(was) && now != nullptr && !is_true(now) && now->reason == kReasonComplete) {
+      record(ref, kube::EventType::kNormal, "RolloutComplete", "Rollout",
+             "registries configuration rolled out: " + now->message);
+    }
+  }
+
+  // ImageCaches: an image resolved to a new digest or not resolved; a pull secret unusable.
+  std::map<std::string, std::string> states;
+  std::set<std::string> problems;
+  for (const api::ImageCache& ic : in.image_caches) {
+    if (ic.metadata.deletion_timestamp) continue;
+    const std::string key = api::object_key(ic.metadata);
+    const kube::ObjectReference ref = reference_of(api::kImageCacheKind, ic.metadata);
+    const auto own = in.resolutions.find(key);
+    for (const api::CachedImage& image : ic.spec.images) {
+      std::string state;
+      std::string note;
+      if (own != in.resolutions.end()) {
+        if (const auto d = own->second.digests.find(image.name); d != own->second.digests.end()) {
+          state = "digest:" + d->second;
+        } else if (const auto u = own->second.unresolved.find(image.name);
+                   u != own->second.unresolved.end()) {
+          state = "unresolved:" + u->second.reason;
+          note = fmt::format("{}: {}: {}", image.name, u->second.reason, u->second.message);
+        }
+      }
+      if (state.empty()) continue;  // a digest reference, or not resolved yet
+      const std::string state_key = key + '\n' + image.name;
+      auto previous = image_states_.find(state_key);
+      if (previous == image_states_.end()) {
+        // First sight since start: what the status already reports counts as said.
+        std::string seeded;
+        for (const auto& s : ic.status.images) {
+          if (s.name == image.name && !s.digest.empty()) seeded = "digest:" + s.digest;
+        }
+        previous = image_states_.emplace(state_key, seeded).first;
+      }
+      if (previous->second != state) {
+        if (state.starts_with("digest:")) {
+          const std::string was = previous->second.starts_with("digest:")
+                                      ? " (was " + previous->second.substr(7) + ")"
+                                      : "";
+          record(ref, kube::EventType::kNormal, "ImageResolved", "Resolve",
+                 fmt::format("{} resolved to {}{}", image.name, state.substr(7), was));
+        } else {
+          record(ref, kube::EventType::kWarning, "ImageUnresolved", "Resolve", note);
+        }
+      }
+      states[state_key] = state;
+    }
+    if (const auto p = secrets.problems.find(key); p != secrets.problems.end()) {
+      for (const PullSecretProblem& problem : p->second) {
+        const std::string problem_key = key + '\n' + problem.message;
+        if (!secret_problems_reported_.contains(problem_key)) {
+          record(ref, kube::EventType::kWarning, "PullSecretUnavailable", "SyncPullSecret",
+                 problem.message);
+        }
+        problems.insert(problem_key);
+      }
+    }
+  }
+  image_states_ = std::move(states);
+  secret_problems_reported_ = std::move(problems);
 }
 
 void Operator::apply_plan(const Plan& plan, const std::optional<kube::LeaderGuard>& guard) {
@@ -442,10 +857,23 @@ void Operator::apply_plan(const Plan& plan, const std::optional<kube::LeaderGuar
 
 Clock::Duration Operator::reconcile(const std::optional<kube::LeaderGuard>& guard) {
   check_may_act(guard);
+  // Discovery is cached; the planner and the MachineConfig controller must agree on it.
+  const bool machine_config_api = machine_configs_->discover();
   PlannerInput in = build_input();
-  const Clock::Duration next = resolve_tags(in);
+  in.machine_config_api = machine_config_api;
+  const PullSecretSyncPlan secrets = plan_pull_secrets(build_secret_input(in));
+  in.pull_secret_problems = secrets.problems;
+  const Clock::Duration next = resolve_tags(in, secrets);
   const Plan plan = plan_cluster(in);
+  // Copies first (NodeCaches are about to name them), unreferenced copies last.
+  apply_secret_copies(secrets, guard);
   apply_plan(plan, guard);
+  delete_secret_copies(secrets, guard);
+  if (machine_config_api) {
+    const MachineConfigResult mc = machine_configs_->reconcile(in.registry_configs, in.now, guard);
+    for (std::int64_t i = 0; i < mc.writes; ++i) count_write();
+  }
+  record_events(in, plan, secrets);
   nodes_planned_.set(static_cast<double>(plan.node_caches.size()));
   {
     std::lock_guard lock(stats_mu_);

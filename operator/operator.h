@@ -1,7 +1,17 @@
 // The stowage-operator process as a class: informers on RegistryConfig, ImageCache, NodeCache,
-// Node (metadata only) and the operator's own ConfigMaps feed one reconcile loop (a work queue
-// with a single key, so bursts of events coalesce) that resolves image tags to digests, runs
-// plan_cluster() and writes the Plan in the planner's order. Only the Lease holder writes.
+// Node (metadata only), the operator's own ConfigMaps and kubernetes.io/dockerconfigjson Secrets
+// (cluster-wide, trimmed to metadata, type and data: the pull secrets ImageCaches name and the
+// operator's copies of them) feed one reconcile loop (a work queue with a single key, so bursts
+// of events coalesce). A reconcile plans the pull-secret copies, resolves image tags to digests,
+// runs plan_cluster(), writes secret copies, then the Plan in the planner's order, then deletes
+// unreferenced copies, and records events for transitions. Only the Lease holder writes.
+// Tag resolution: one registry HEAD per (reference, credentials, pull route) per refresh
+// interval for the whole cluster. Credentials are the ImageCache's usable pull secrets (matched
+// as kubelet's keyring does, the mirror's own entry first, then the image's); the route is the
+// pull sources (mirrors, then the primary) of the merged registries configuration of the nodes
+// the ImageCache selects, each distinct one tried, the most common first. ImageCaches naming the
+// same reference with the same secret content and routes share one HEAD; otherwise each gets its
+// own answer. A registry blocked for all its nodes is reported Unresolved with reason Blocked.
 //   Operator op(options, client, real_clock(), registry_transport, metrics);
 //   std::jthread t([&](std::stop_token s) { op.run(s); });   // returns once `s` is requested
 // The client, clock, transport and metrics registry are borrowed and must outlive the Operator.
@@ -23,17 +33,18 @@
 #include "base/metrics.h"
 #include "http/transport.h"
 #include "kube/client.h"
+#include "kube/events.h"
 #include "kube/informer.h"
 #include "kube/leader_election.h"
 #include "kube/workqueue.h"
+#include "operator/machine_config_controller.h"
 #include "operator/planner.h"
+#include "operator/pull_secret_sync.h"
 #include "operator/rollout.h"
 
 namespace stowage::op {
 
 inline constexpr std::string_view kFieldManager = "stowage-operator";
-inline constexpr std::string_view kManagedByLabel = "app.kubernetes.io/managed-by";
-inline constexpr std::string_view kManagedByValue = "stowage";
 inline constexpr std::string_view kHashLabel = "stowage.io/registries-hash";
 
 struct OperatorOptions {
@@ -54,8 +65,6 @@ struct OperatorOptions {
   // Registry hosts reached without TLS verification (plain HTTP when they do not answer HTTPS),
   // besides those a RegistryConfig lists as insecure.
   std::vector<std::string> insecure_registries{};
-  // Whether the MachineConfig API is served (passed to the planner).
-  bool machine_config_api = false;
 };
 
 // Counters for tests and logs; metrics carry the same numbers.
@@ -65,6 +74,7 @@ struct OperatorStats {
   std::int64_t writes = 0;       // API writes: creates, applies, status writes, deletes
   std::int64_t resolutions = 0;  // registry HEADs for tags
   std::int64_t nodes_planned = 0;
+  std::int64_t events = 0;  // events recorded
 };
 
 class Operator {
@@ -93,13 +103,23 @@ class Operator {
     Clock::Duration interval{};
   };
 
+  struct ResolveJob;
+
   void lead(const std::optional<kube::LeaderGuard>& guard, std::stop_token stop);
   // One reconcile; returns the delay until the next planned one.
   Clock::Duration reconcile(const std::optional<kube::LeaderGuard>& guard);
   PlannerInput build_input();
-  Clock::Duration resolve_tags(PlannerInput& input);
-  Resolved resolve_one(const std::string& name, const std::set<std::string>& insecure);
+  PullSecretSyncInput build_secret_input(const PlannerInput& in);
+  Clock::Duration resolve_tags(PlannerInput& input, const PullSecretSyncPlan& secrets);
+  Resolved resolve_one(const ResolveJob& job);
+  void apply_secret_copies(const PullSecretSyncPlan& plan,
+                           const std::optional<kube::LeaderGuard>& guard);
+  void delete_secret_copies(const PullSecretSyncPlan& plan,
+                            const std::optional<kube::LeaderGuard>& guard);
   void apply_plan(const Plan& plan, const std::optional<kube::LeaderGuard>& guard);
+  void record_events(const PlannerInput& in, const Plan& plan, const PullSecretSyncPlan& secrets);
+  void record(const kube::ObjectReference& regarding, kube::EventType type, std::string reason,
+              std::string action, std::string note);
   void check_may_act(const std::optional<kube::LeaderGuard>& guard) const;
   void count_write();
 
@@ -125,10 +145,20 @@ class Operator {
   std::unique_ptr<kube::Informer> node_caches_;
   std::unique_ptr<kube::Informer> nodes_;
   std::unique_ptr<kube::Informer> config_maps_;
+  std::unique_ptr<kube::Informer> secrets_;
+  kube::KubeEventSink event_sink_;
+  std::unique_ptr<kube::EventRecorder> events_;
+  // MachineConfig delivery (OpenShift): its own informers, started once the API is discovered.
+  std::unique_ptr<MachineConfigController> machine_configs_;
 
   std::atomic<bool> leading_{false};
   // Used by the reconcile thread only (one term at a time).
-  std::map<std::string, Resolved> resolved_{};  // by the reference as written
+  // By resolution key: the reference as written, a fingerprint of the credentials, the routes.
+  std::map<std::string, Resolved> resolved_{};
+  // What the last events said, for transitions: "<ic key>\n<image>" -> "digest:…" or
+  // "unresolved:<reason>"; and the pull-secret problems reported ("<ic key>\n<message>").
+  std::map<std::string, std::string> image_states_{};
+  std::set<std::string> secret_problems_reported_{};
 
   mutable std::mutex stats_mu_;  // guards stats_
   OperatorStats stats_{};

@@ -9,6 +9,7 @@
 #include "api/registries_config_map.h"
 #include "base/error.h"
 #include "base/sha256.h"
+#include "operator/delivery.h"
 #include "reference/reference.h"
 #include "registries/render.h"
 #include "registries/spec.h"
@@ -30,10 +31,6 @@ constexpr std::string_view kReasonPullFailed = "PullFailed";
 constexpr std::string_view kReasonExportFailed = "ExportFailed";
 
 using registries::RenderedFile;
-
-bool machine_config_delivery(const registries::RegistryConfigSpec& spec, bool machine_config_api) {
-  return spec.delivery == "MachineConfig" || (spec.delivery == "Auto" && machine_config_api);
-}
 
 std::string bounded(std::string message) {
   if (message.size() > kMaxMessage) {
@@ -132,7 +129,8 @@ struct Resolution {
   std::string repository{};  // the name without tag or digest, for export entries
 };
 
-Resolution resolve(const std::string& name, const PlannerInput& in) {
+Resolution resolve(const std::string& name, const std::string& image_cache,
+                   const PlannerInput& in) {
   Resolution r;
   Reference ref;
   try {
@@ -147,18 +145,36 @@ Resolution resolve(const std::string& name, const PlannerInput& in) {
     r.digest = ref.digest;
     return r;
   }
-  if (const auto it = in.digests.find(name); it != in.digests.end()) {
-    if (Digest::is_valid(it->second)) {
-      r.digest = it->second;
+  // The ImageCache's own result first, then the cluster-wide maps.
+  const std::string* digest = nullptr;
+  const Unresolved* failure = nullptr;
+  if (const auto own = in.resolutions.find(image_cache); own != in.resolutions.end()) {
+    if (const auto it = own->second.digests.find(name); it != own->second.digests.end()) {
+      digest = &it->second;
+    } else if (const auto u = own->second.unresolved.find(name);
+               u != own->second.unresolved.end()) {
+      failure = &u->second;
+    }
+  }
+  if (digest == nullptr && failure == nullptr) {
+    if (const auto it = in.digests.find(name); it != in.digests.end()) {
+      digest = &it->second;
+    } else if (const auto u = in.unresolved.find(name); u != in.unresolved.end()) {
+      failure = &u->second;
+    }
+  }
+  if (digest != nullptr) {
+    if (Digest::is_valid(*digest)) {
+      r.digest = *digest;
     } else {
       r.reason = kReasonInvalidDigest;
-      r.message = fmt::format("resolved to an invalid digest \"{}\"", it->second);
+      r.message = fmt::format("resolved to an invalid digest \"{}\"", *digest);
     }
     return r;
   }
-  if (const auto it = in.unresolved.find(name); it != in.unresolved.end()) {
-    r.reason = it->second.reason.empty() ? std::string(kReasonNotResolvedYet) : it->second.reason;
-    r.message = it->second.message;
+  if (failure != nullptr) {
+    r.reason = failure->reason.empty() ? std::string(kReasonNotResolvedYet) : failure->reason;
+    r.message = failure->message;
     return r;
   }
   r.reason = kReasonNotResolvedYet;
@@ -350,6 +366,7 @@ api::RegistryConfigStatus registry_config_status(const api::RegistryConfig& rc,
 api::ImageCacheStatus image_cache_status(const api::ImageCache& ic, const ImageCacheFacts& facts,
                                          const std::map<std::string, NodeState>& nodes,
                                          const std::map<std::string, api::NodeCacheSpec>& specs,
+                                         const std::vector<PullSecretProblem>& secret_problems,
                                          api::Time now) {
   const std::int64_t gen = ic.metadata.generation;
   api::ImageCacheStatus st;
@@ -419,6 +436,12 @@ api::ImageCacheStatus image_cache_status(const api::ImageCache& ic, const ImageC
         "export fileName \"{}\" is already claimed by ImageCache \"{}\" on nodes {}: no export "
         "is written there for this ImageCache",
         c.file_name, c.first, list_some(on)));
+  }
+  if (!secret_problems.empty()) {
+    if (reason.empty()) reason = kReasonPullSecretUnavailable;
+    std::vector<std::string> parts;
+    for (const auto& p : secret_problems) parts.push_back(p.message);
+    degraded.push_back(fmt::format("pull secrets not used: {}", list_some(parts)));
   }
   std::vector<std::string> unresolved;
   for (std::size_t i = 0; i < ic.spec.images.size(); ++i) {
@@ -567,7 +590,9 @@ Plan plan_cluster(const PlannerInput& in) {
   std::map<std::string, ImageCacheFacts> ic_facts;
   for (const auto* ic : caches) {
     auto& f = ic_facts[api::object_key(ic->metadata)];
-    for (const auto& img : ic->spec.images) f.resolutions.push_back(resolve(img.name, in));
+    for (const auto& img : ic->spec.images) {
+      f.resolutions.push_back(resolve(img.name, api::object_key(ic->metadata), in));
+    }
   }
   std::map<std::string, api::NodeCacheSpec> specs;
   std::set<std::string> referenced;  // hashes a NodeCache names now or will
@@ -599,7 +624,13 @@ Plan plan_cluster(const PlannerInput& in) {
       facts.selected.push_back(node->name);
       if (ic->spec.prune == api::PrunePolicy::kNever) never_prune = true;
       std::vector<api::LocalObjectReference> secrets;
+      const auto problems = in.pull_secret_problems.find(source);
       for (const auto& s : ic->spec.image_pull_secrets) {
+        if (problems != in.pull_secret_problems.end() &&
+            std::any_of(problems->second.begin(), problems->second.end(),
+                        [&](const PullSecretProblem& p) { return p.name == s.name; })) {
+          continue;  // unusable: the node pulls without it, as kubelet does
+        }
         secrets.push_back({synced_pull_secret_name(ic->metadata.namespace_, s.name)});
       }
       std::vector<std::string> export_images;
@@ -702,8 +733,13 @@ Plan plan_cluster(const PlannerInput& in) {
     PlannedImageCacheStatus out;
     out.namespace_ = ic->metadata.namespace_;
     out.name = ic->metadata.name;
-    out.status =
-        image_cache_status(*ic, ic_facts.at(api::object_key(ic->metadata)), states, specs, in.now);
+    const std::string key = api::object_key(ic->metadata);
+    const auto problems = in.pull_secret_problems.find(key);
+    out.status = image_cache_status(*ic, ic_facts.at(key), states, specs,
+                                    problems == in.pull_secret_problems.end()
+                                        ? std::vector<PullSecretProblem>{}
+                                        : problems->second,
+                                    in.now);
     out.changed = out.status != ic->status;
     plan.image_caches.push_back(std::move(out));
   }

@@ -40,6 +40,21 @@ struct Unresolved {
   bool operator==(const Unresolved&) const = default;
 };
 
+// A pull Secret an ImageCache names that cannot be used (missing, wrong type, unreadable).
+struct PullSecretProblem {
+  std::string name{};     // as the ImageCache names it
+  std::string message{};  // what is wrong; never credentials
+  bool operator==(const PullSecretProblem&) const = default;
+};
+
+// What one ImageCache's own tag references resolved to (with its pull secrets, through the
+// registries configuration of its nodes).
+struct ImageCacheResolutions {
+  std::map<std::string, std::string> digests{};  // reference as written -> "algorithm:hex"
+  std::map<std::string, Unresolved> unresolved{};
+  bool operator==(const ImageCacheResolutions&) const = default;
+};
+
 struct PlannerInput {
   std::vector<PlannerNode> nodes{};
   std::vector<api::RegistryConfig> registry_configs{};
@@ -50,6 +65,12 @@ struct PlannerInput {
   // Tag references the operator failed to resolve. A reference in neither map is reported as
   // not resolved yet.
   std::map<std::string, Unresolved> unresolved{};
+  // Per ImageCache ("namespace/name"): its own resolutions, which take precedence over
+  // `digests` and `unresolved` for its images.
+  std::map<std::string, ImageCacheResolutions> resolutions{};
+  // Per ImageCache: the pull Secrets it names that cannot be used. They are left out of the
+  // NodeCache pullSecrets and reported in its Degraded condition.
+  std::map<std::string, std::vector<PullSecretProblem>> pull_secret_problems{};
   std::vector<api::NodeCache> node_caches{};  // as they are now, spec and status
   std::vector<std::string> config_maps{};     // names of the stowage-registries-* ConfigMaps now
   MaxUnavailable max_unavailable{};
@@ -123,6 +144,7 @@ inline constexpr std::string_view kReasonRollingOut = "RollingOut";
 inline constexpr std::string_view kReasonRolloutHalted = "RolloutHalted";
 inline constexpr std::string_view kReasonComplete = "Complete";
 inline constexpr std::string_view kReasonImagesUnresolved = "ImagesUnresolved";
+inline constexpr std::string_view kReasonPullSecretUnavailable = "PullSecretUnavailable";
 inline constexpr std::string_view kReasonExportConflict = "ExportConflict";
 inline constexpr std::string_view kReasonNodeFailures = "NodeFailures";
 inline constexpr std::string_view kReasonPulling = "Pulling";
