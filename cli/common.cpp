@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <iostream>
 #include <map>
 
 #include "base/error.h"
@@ -51,10 +52,36 @@ void add_global_flags(CLI::App& app, GlobalOptions& options) {
   app.add_option("--platform", options.platform,
                  "OS/ARCH[/VARIANT] of images to pick from a multi-platform image (default: the "
                  "host's)");
+  app.add_option("--cri-endpoint", options.cri_endpoint,
+                 "Work on a node's CRI runtime store instead of the local one, e.g. "
+                 "unix:///run/containerd/containerd.sock (images, pull and rmi only)");
+  app.add_option("--sandbox-image", options.sandbox_images,
+                 "With --cri-endpoint: the runtime's sandbox (pause) image, which rmi refuses "
+                 "like an image in use (repeatable; default: the registry.k8s.io/pause and "
+                 "k8s.gcr.io/pause images the runtime holds)");
 }
 
 void apply_log_level(const GlobalOptions& options) {
   stowage::setup_logging(stowage::LogFormat::kText, options.log_level);
+}
+
+oci::Credentials lookup_credentials(const GlobalOptions& options, std::string_view registry) {
+  for (const auto& location :
+       oci::auth_read_locations(oci::AuthEnvironment::from_process(), options.authfile)) {
+    const auto file = oci::load_auth_file(location);
+    if (!file) continue;
+    const auto match = file->find_registry(registry);
+    if (!match) continue;
+    if (!match->helper.empty()) {
+      std::cerr << fmt::format(
+          "warning: {} names credential helper {} for {}; helpers are not supported, "
+          "continuing without credentials\n",
+          location.path.string(), match->helper, registry);
+      return {};
+    }
+    if (!match->credentials.empty()) return match->credentials;
+  }
+  return {};
 }
 
 fs::path store_root(const GlobalOptions& options) {

@@ -9,8 +9,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "oci/auth.h"
 #include "oci/manifest.h"
 #include "oci/store.h"
 #include "oci/types.h"
@@ -27,12 +29,23 @@ struct GlobalOptions {
   int retry = 4;           // retries of a failed registry request (RetryPolicy: attempts - 1)
   int stall_timeout = 60;  // seconds without a byte before a transfer fails
   std::string platform;    // empty: the host's
+  // A node's CRI runtime ("unix:///run/containerd/containerd.sock"): images, pull and rmi then
+  // work on that runtime's store instead of the local one.
+  std::string cri_endpoint;
+  // Sandbox (pause) images of that runtime, protected from rmi like images in use.
+  std::vector<std::string> sandbox_images;
 };
 
 // Registers the global flags on `app` (they are accepted before or after the command).
 void add_global_flags(CLI::App& app, GlobalOptions& options);
 // Applies --log-level; call at the start of each command.
 void apply_log_level(const GlobalOptions& options);
+
+// The credentials of the first auth file (--authfile, REGISTRY_AUTH_FILE, then the containers
+// defaults) that has some for `registry` ("quay.io", "localhost:5000"); empty when none does. A
+// credential helper named for it is warned about on stderr and skipped.
+stowage::oci::Credentials lookup_credentials(const GlobalOptions& options,
+                                             std::string_view registry);
 
 std::filesystem::path store_root(const GlobalOptions& options);
 std::unique_ptr<stowage::oci::Store> open_store(const GlobalOptions& options);

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "cri_cmds.h"
 #include "oci/archive.h"
 #include "oci/image_fs.h"
 #include "oci/manifest.h"
@@ -364,7 +365,22 @@ void add_image_commands(CLI::App& app, const GlobalOptions& globals, int* exit_c
   images->add_flag("--verify", io->verify,
                    "Re-hash every blob of the store and report corrupt or missing ones (exit 1)");
   images->add_option("--format", io->format, "table or json");
-  images->callback([g, io, exit_code] { *exit_code = run_images(*g, *io); });
+  images->footer(
+      "With --cri-endpoint: the images of that runtime, with an IN USE column (containers using "
+      "each image, pinned, sandbox image); --verify does not apply.");
+  images->callback([g, io, exit_code] {
+    if (!g->cri_endpoint.empty()) {
+      if (io->verify) {
+        throw Error(Code::kInvalidArgument, "--verify checks the local store, not --cri-endpoint");
+      }
+      *exit_code = run_cri_images(*g, {.quiet = io->quiet,
+                                       .no_trunc = io->no_trunc,
+                                       .digests = io->digests,
+                                       .format = io->format});
+      return;
+    }
+    *exit_code = run_images(*g, *io);
+  });
 
   auto inspect_refs = std::make_shared<std::vector<std::string>>();
   auto* inspect = app.add_subcommand("inspect", "Show images of the local store as JSON");
@@ -386,11 +402,21 @@ void add_image_commands(CLI::App& app, const GlobalOptions& globals, int* exit_c
   rmi->add_option("IMAGE", ro->refs, "Image names or IDs");
   rmi->add_flag("-a,--all", ro->all, "Remove every image");
   rmi->add_flag("-f,--force", ro->force,
-                "Remove an image given by ID even if it has several names");
+                "Remove an image given by ID even if it has several names; with --cri-endpoint, "
+                "remove it even if a container uses it, it is pinned or it is the sandbox image");
   rmi->footer(
       "Blobs committed in the last 10 minutes stay until the next 'stowctl prune', so that a pull "
-      "running at the same time never loses what it has fetched.");
-  rmi->callback([g, ro, exit_code] { *exit_code = run_rmi(*g, *ro); });
+      "running at the same time never loses what it has fetched.\n"
+      "With --cri-endpoint: removes the image from that runtime with every tag it has, and "
+      "refuses an image used by any container (running or exited), pinned by the runtime, or "
+      "the sandbox image, naming why.");
+  rmi->callback([g, ro, exit_code] {
+    if (!g->cri_endpoint.empty()) {
+      *exit_code = run_cri_rmi(*g, {.refs = ro->refs, .all = ro->all, .force = ro->force});
+      return;
+    }
+    *exit_code = run_rmi(*g, *ro);
+  });
 
   auto so = std::make_shared<SaveOptions>();
   auto* save = app.add_subcommand("save", "Write local images to a tar archive");

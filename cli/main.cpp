@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "common.h"
+#include "cri_cmds.h"
 #include "image_cmds.h"
 #include "registries_cmd.h"
 #include "remote_cmds.h"
@@ -21,7 +22,12 @@ int main(int argc, char** argv) {
   stowctl::GlobalOptions globals;
   stowctl::add_global_flags(app, globals);
   app.fallthrough();  // global flags after the command name work too
-  app.parse_complete_callback([&globals] { stowctl::apply_log_level(globals); });
+  app.parse_complete_callback([&app, &globals] {
+    stowctl::apply_log_level(globals);
+    for (const CLI::App* sub : app.get_subcommands()) {
+      stowctl::check_cri_command(globals, sub->get_name());
+    }
+  });
   stowctl::add_remote_commands(app, globals, &exit_code);
   stowctl::add_image_commands(app, globals, &exit_code);
   stowctl::add_registries_command(app, &exit_code);

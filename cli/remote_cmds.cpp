@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "cri_cmds.h"
 #include "http/client.h"
 #include "oci/auth.h"
 #include "oci/copy.h"
@@ -67,25 +68,6 @@ bool registry_insecure(const GlobalOptions& g, const reg::Config& config, const 
 
 oci::AuthEnvironment auth_environment() {
   return oci::AuthEnvironment::from_process();
-}
-
-// The credentials of the first auth file that has some for `registry`.
-oci::Credentials lookup_credentials(const GlobalOptions& g, std::string_view registry) {
-  for (const auto& location : oci::auth_read_locations(auth_environment(), g.authfile)) {
-    const auto file = oci::load_auth_file(location);
-    if (!file) continue;
-    const auto match = file->find_registry(registry);
-    if (!match) continue;
-    if (!match->helper.empty()) {
-      std::cerr << fmt::format(
-          "warning: {} names credential helper {} for {}; helpers are not supported, "
-          "continuing without credentials\n",
-          location.path.string(), match->helper, registry);
-      return {};
-    }
-    if (!match->credentials.empty()) return match->credentials;
-  }
-  return {};
 }
 
 // A connector over one process-wide libcurl client.
@@ -578,7 +560,16 @@ void add_remote_commands(CLI::App& app, const GlobalOptions& globals, int* exit_
       ->required();
   pull->add_flag("-q,--quiet", po->quiet, "No progress or messages, only the digest");
   pull->add_option("--parallel", po->parallel, "Layers fetched at once (default 4)");
-  pull->callback([g, po, exit_code] { *exit_code = run_pull(*g, *po); });
+  pull->footer(
+      "With --cri-endpoint: pulls into that runtime through CRI PullImage, with the auth file's "
+      "credentials for the image's registry, and prints the image ID and repo digests.");
+  pull->callback([g, po, exit_code] {
+    if (!g->cri_endpoint.empty()) {
+      *exit_code = run_cri_pull(*g, po->ref, po->quiet);
+      return;
+    }
+    *exit_code = run_pull(*g, *po);
+  });
 
   auto pu = std::make_shared<PushOptions>();
   auto* push = app.add_subcommand(

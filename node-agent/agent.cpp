@@ -9,9 +9,11 @@
 #include "api/meta.h"
 #include "api/registries_config_map.h"
 #include "base/error.h"
+#include "http/client.h"
 #include "kube/informer.h"
 #include "kube/workqueue.h"
 #include "node-agent/pull_record.h"
+#include "node-agent/runtime_config.h"
 #include "node-agent/runtime_reload.h"
 #include "oci/auth.h"
 
@@ -48,13 +50,26 @@ struct Agent::Metrics {
         syncs(r.counter("stowage_agent_syncs_total", "NodeCache syncs, by result.", {"result"})),
         registries(r.counter("stowage_agent_registries_applies_total",
                              "Registries applies, by state.", {"state"})),
-        status_writes(r.counter("stowage_agent_status_writes_total", "NodeCache status writes.")) {}
+        status_writes(r.counter("stowage_agent_status_writes_total", "NodeCache status writes.")),
+        exports(r.counter("stowage_agent_exports_total",
+                          "Export files handled by a sync, by outcome (Written, Unchanged, "
+                          "Pending, Failed).",
+                          {"outcome"})),
+        export_bytes(
+            r.counter("stowage_agent_export_bytes_total", "Bytes of export files written.")),
+        export_blob_bytes(r.counter("stowage_agent_export_blob_bytes_total",
+                                    "Blob bytes copied into the agent's content store for exports, "
+                                    "by source (containerd, registry).",
+                                    {"source"})) {}
   Family<Counter>& pulls;
   Family<Counter>& failures;
   Family<Counter>& prunes;
   Family<Counter>& syncs;
   Family<Counter>& registries;
   Family<Counter>& status_writes;
+  Family<Counter>& exports;
+  Family<Counter>& export_bytes;
+  Family<Counter>& export_blob_bytes;
 };
 
 // What run() builds once the runtime is known.
@@ -67,6 +82,15 @@ struct Agent::Runtime {
   std::unique_ptr<CriImageRuntime> images;
   std::unique_ptr<ImageReconciler> reconciler;
   std::unique_ptr<kube::Informer> informer;
+  std::unique_ptr<http::Client> registry_http;  // when no registry transport was given
+  std::unique_ptr<Exporter> exporter;           // made at the first planned export
+  std::vector<std::string> pause_images;        // the runtime's sandbox image: never pruned
+  // While reconcile() pulls: the status last written or read, updated with each image that
+  // starts pulling (on_pulling runs serialized on pull threads while run()'s thread waits).
+  std::optional<api::NodeCacheStatus> live_status;
+  std::stop_token live_stop;
+  // When the next sync is due sooner than the resync period (an image too young to prune).
+  std::optional<Clock::Duration> sync_again_after;
 };
 
 Agent::Agent(AgentOptions options, kube::Client& kube, const cri::Client& cri, Clock& clock)
@@ -122,6 +146,18 @@ void Agent::run(std::stop_token stop) {
                                        clock_);
   }
   rt.applier = std::make_unique<RegistriesApplier>(options_.host_root, rt.reloader.get());
+  if (rt.kind) {
+    SandboxImage pause = default_sandbox_image(*rt.kind, rt.version.runtime_version);
+    try {
+      pause = read_sandbox_image(options_.host_root, *rt.kind, rt.version.runtime_version);
+    } catch (const Error& e) {
+      spdlog::warn("node={} reading the runtime's sandbox image: {}; assuming {}",
+                   options_.node_name, e.what(), pause.reference);
+    }
+    spdlog::info("node={} sandbox image={} ({}): never pruned", options_.node_name, pause.reference,
+                 pause.origin);
+    rt.pause_images.push_back(pause.reference);
+  }
 
   std::filesystem::create_directories(options_.store_dir);
   const auto record_path = options_.store_dir / kPullRecordFile;
@@ -135,6 +171,7 @@ void Agent::run(std::stop_token stop) {
   rt.images = std::make_unique<CriImageRuntime>(cri_);
   ReconcilerOptions reconciler_options;
   reconciler_options.max_parallel = std::max(1, options_.max_parallel_pulls);
+  reconciler_options.on_pulling = [this, &rt](const ImageResult& r) { report_pulling(rt, r); };
   rt.reconciler =
       std::make_unique<ImageReconciler>(*rt.images, *rt.record, clock_, reconciler_options);
 
@@ -175,7 +212,8 @@ void Agent::run(std::stop_token stop) {
     if (result == SyncResult::kOk) {
       metrics_->syncs.with({"ok"}).inc();
       queue.forget(*item);
-      queue.add_after(*item, options_.resync_period);
+      queue.add_after(*item, std::min(options_.resync_period,
+                                      rt.sync_again_after.value_or(options_.resync_period)));
     } else {
       metrics_->syncs.with({"retry"}).inc();
       queue.add_rate_limited(*item);
@@ -246,6 +284,7 @@ api::NodeRegistriesStatus Agent::apply_registries(Runtime& rt, const api::NodeRe
 
 Agent::SyncResult Agent::sync(Runtime& rt, std::stop_token stop) {
   const std::string& node = options_.node_name;
+  rt.sync_again_after.reset();
   const kube::ObjectPtr object = rt.informer->get("", node);
   if (!object) {
     spdlog::info("node={} no NodeCache yet", node);
@@ -314,7 +353,10 @@ Agent::SyncResult Agent::sync(Runtime& rt, std::stop_token stop) {
                                                  .last_transition_time = std::nullopt};
     }
   }
+  rt.live_status = nc.status;
+  rt.live_stop = stop;
   const std::vector<ImageResult> results = rt.reconciler->reconcile(desired, stop);
+  rt.live_status.reset();
   if (stop.stop_requested()) return SyncResult::kStopped;
   for (const auto& r : results) {
     if (r.pulled) metrics_->pulls.get().inc();
@@ -339,13 +381,18 @@ Agent::SyncResult Agent::sync(Runtime& rt, std::stop_token stop) {
     try {
       pruned = rt.reconciler->prune(
           wanted, PruneOptions{.min_age = options_.prune_min_age,
-                               .pause_images = {},
+                               .pause_images = rt.pause_images,
                                .dropped = dropped_image_names(nc.spec, nc.status.images)});
     } catch (const Error& e) {
       spdlog::warn("node={} prune: {}", node, e.what());
       retry = true;
     }
     for (const auto& p : pruned) {
+      // Too young now: look again once it is old enough (at the latest), not a resync later.
+      if (p.decision == PruneDecision::kTooYoung) {
+        rt.sync_again_after = std::chrono::duration_cast<Clock::Duration>(options_.prune_min_age) +
+                              std::chrono::seconds(1);
+      }
       if (p.decision == PruneDecision::kRemoved) {
         metrics_->prunes.get().inc();
         spdlog::info("node={} image={} pruned digest={}", node, p.ref, p.digest);
@@ -370,9 +417,20 @@ Agent::SyncResult Agent::sync(Runtime& rt, std::stop_token stop) {
   } catch (const Error& e) {
     spdlog::warn("node={} image filesystem usage: {}", node, e.what());
   }
-  if (!nc.spec.exports.empty()) {
-    spdlog::warn("node={} {} exports planned; this agent does not write exports", node,
-                 nc.spec.exports.size());
+  if (!nc.spec.exports.empty() || rt.exporter) {
+    std::vector<HeldImage> held;
+    for (const auto& image : nc.spec.images) {
+      HeldImage h{.name = image.name, .digest = image.digest};
+      if (const auto it = by_name.find(image.name); it != by_name.end()) {
+        h.state = it->second.state;
+        h.message = it->second.message;
+      }
+      for (const auto& w : wanted) {
+        if (w.name == image.name) h.pull_secrets = w.pull_secrets;
+      }
+      held.push_back(std::move(h));
+    }
+    if (!run_exports(rt, nc.spec, held, outcome, retry, stop)) return SyncResult::kStopped;
   }
 
   const api::NodeCacheStatus next = next_status(nc.spec, nc.status, outcome, clock_.wall_now());
@@ -389,6 +447,101 @@ Agent::SyncResult Agent::sync(Runtime& rt, std::stop_token stop) {
   }
   ready_ = true;
   return retry ? SyncResult::kRetry : SyncResult::kOk;
+}
+
+bool Agent::run_exports(Runtime& rt, const api::NodeCacheSpec& spec,
+                        const std::vector<HeldImage>& held, SyncOutcome& outcome, bool& retry,
+                        std::stop_token stop) {
+  const std::string& node = options_.node_name;
+  std::string unusable;
+  if (options_.export_dir.empty()) unusable = "this agent has no export directory (--export-dir)";
+  if (!rt.exporter && unusable.empty()) {
+    http::Transport* transport = options_.registry_transport;
+    if (transport == nullptr) {
+      if (!rt.registry_http) rt.registry_http = std::make_unique<http::Client>();
+      transport = rt.registry_http.get();
+    }
+    try {
+      rt.exporter = std::make_unique<Exporter>(ExporterOptions{.export_dir = options_.export_dir,
+                                                               .store_dir = options_.store_dir,
+                                                               .host_root = options_.host_root,
+                                                               .transport = transport},
+                                               clock_);
+    } catch (const Error& e) {
+      unusable = e.what();
+      retry = true;
+    }
+  }
+  std::vector<ExportImage> keep;
+  for (const auto& exp : spec.exports) {
+    if (stop.stop_requested()) return false;
+    ExportResult r;
+    if (!unusable.empty()) {
+      r.status = api::NodeExportStatus{.file_name = exp.file_name,
+                                       .format = exp.format,
+                                       .size_bytes = std::nullopt,
+                                       .sha256 = "",
+                                       .state = api::ExportState::kFailed,
+                                       .message = unusable};
+      r.outcome = ExportOutcome::kFailed;
+    } else {
+      r = rt.exporter->run(exp, held, stop);
+      if (r.stopped || stop.stop_requested()) return false;
+      const ExportPlan plan = plan_export(exp, held);
+      keep.insert(keep.end(), plan.images.begin(), plan.images.end());
+    }
+    metrics_->exports.with({std::string(export_outcome_name(r.outcome))}).inc();
+    if (r.bytes_written > 0) {
+      metrics_->export_bytes.get().inc(static_cast<double>(r.bytes_written));
+    }
+    for (const auto& [source, bytes] : r.blob_bytes) {
+      metrics_->export_blob_bytes.with({std::string(blob_source_name(source))})
+          .inc(static_cast<double>(bytes));
+    }
+    if (r.outcome == ExportOutcome::kFailed) {
+      if (r.retry) retry = true;
+      spdlog::warn("node={} export={} failed: {}", node, exp.file_name, r.status.message);
+    } else if (r.outcome == ExportOutcome::kWritten) {
+      spdlog::info("node={} export={} format={} written bytes={} sha256={}", node, exp.file_name,
+                   api::to_string(exp.format), r.bytes_written, r.status.sha256);
+    } else if (r.outcome == ExportOutcome::kPending) {
+      spdlog::info("node={} export={} pending: {}", node, exp.file_name, r.status.message);
+    }
+    outcome.exports.push_back(std::move(r.status));
+  }
+  if (rt.exporter) {
+    try {
+      rt.exporter->retain(keep);
+    } catch (const Error& e) {
+      spdlog::warn("node={} pruning the export content store: {}", node, e.what());
+    }
+  }
+  return true;
+}
+
+void Agent::report_pulling(Runtime& rt, const ImageResult& pulling) {
+  if (!rt.live_status) return;
+  // A Pulling state is news, not a must: skipped rather than delaying the pull when a status
+  // was written less than status_min_interval ago.
+  if (last_write_ && clock_.now() < *last_write_ + options_.status_min_interval) return;
+  api::NodeCacheStatus& status = *rt.live_status;
+  auto it = std::find_if(status.images.begin(), status.images.end(),
+                         [&](const api::NodeImageStatus& i) { return i.name == pulling.name; });
+  if (it == status.images.end()) {
+    status.images.push_back(api::NodeImageStatus{.name = pulling.name});
+    it = status.images.end() - 1;
+  }
+  if (it->state == api::ImageState::kPulling && it->digest == pulling.digest) return;
+  it->digest = pulling.digest;
+  it->state = api::ImageState::kPulling;
+  it->message = "";
+  it->last_transition_time = clock_.wall_now();
+  try {
+    write_status(status, rt.live_stop);
+  } catch (const Error& e) {
+    spdlog::warn("node={} writing NodeCache status (pulling {}): {}", options_.node_name,
+                 pulling.name, e.what());
+  }
 }
 
 void Agent::write_status(const api::NodeCacheStatus& status, std::stop_token stop) {

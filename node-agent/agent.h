@@ -1,7 +1,8 @@
 // The node agent: watches its own NodeCache (and nothing else), and on every change, and every
 // resync period, applies the registries files the spec names, pulls the planned images, prunes
-// dropped ones when the policy says OnRemoval, and writes the NodeCache status (status
-// subresource, only on change, rate-limited). Learns the runtime from CRI Version once at start.
+// dropped ones when the policy says OnRemoval, writes the export tar files the spec names
+// (node-agent/exporter.h), and writes the NodeCache status (status subresource, only on change,
+// rate-limited). Learns the runtime from CRI Version once at start.
 //   Agent agent({.node_name = "worker-1", .namespace_ = "stowage-system", ...}, kube, cri, clock);
 //   std::jthread t([&](std::stop_token s) { agent.run(s); });  // returns once `s` is requested
 // readiness() and metrics_text() may be called from any thread while run() works.
@@ -21,7 +22,9 @@
 #include "base/clock.h"
 #include "base/metrics.h"
 #include "cri/client.h"
+#include "http/transport.h"
 #include "kube/client.h"
+#include "node-agent/exporter.h"
 #include "node-agent/image_reconciler.h"
 #include "node-agent/node_status.h"
 #include "node-agent/registries_applier.h"
@@ -36,8 +39,14 @@ struct AgentOptions {
   std::string namespace_;
   // The node's root filesystem as this process sees it ("/host" in the pod).
   std::filesystem::path host_root = "/";
-  // Holds the pull record (images this agent pulled).
+  // Holds the pull record (images this agent pulled), the content store exports are written from
+  // (<store_dir>/content) and the record of the export files written.
   std::filesystem::path store_dir;
+  // Where export tar files go; empty: planned exports are reported Failed.
+  std::filesystem::path export_dir = {};
+  // Registry access for exports the node's content stores cannot serve (borrowed); nullptr: the
+  // agent's own HTTP client (proxies from the environment).
+  http::Transport* registry_transport = nullptr;
   int max_parallel_pulls = 2;
   std::chrono::seconds prune_min_age = std::chrono::minutes(2);
   // How often the NodeCache is reconciled again without a change.
@@ -82,7 +91,12 @@ class Agent {
   SyncResult sync(Runtime& rt, std::stop_token stop);
   api::NodeRegistriesStatus apply_registries(Runtime& rt, const api::NodeRegistries& spec,
                                              const api::NodeCacheStatus& previous, bool& retry);
+  // Writes the status with `pulling` in state Pulling (from a pull thread; see Runtime).
+  void report_pulling(Runtime& rt, const ImageResult& pulling);
   void write_status(const api::NodeCacheStatus& status, std::stop_token stop);
+  // Writes the spec's exports into `outcome`; false when `stop` interrupted them.
+  bool run_exports(Runtime& rt, const api::NodeCacheSpec& spec, const std::vector<HeldImage>& held,
+                   SyncOutcome& outcome, bool& retry, std::stop_token stop);
 
   AgentOptions options_;
   kube::Client& kube_;
@@ -94,7 +108,8 @@ class Agent {
   std::atomic<int> syncs_{0};
   mutable std::mutex mu_;  // guards not_ready_
   std::string not_ready_ = "no sync yet";
-  std::optional<Clock::TimePoint> last_write_;  // run()'s thread only
+  // run()'s thread, and pull threads (serialized) while run()'s thread waits for them.
+  std::optional<Clock::TimePoint> last_write_;
 };
 
 }  // namespace stowage::agent

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "cri/image_use.h"
 #include "oci/auth.h"
 
 namespace stowage::agent {
@@ -40,26 +41,6 @@ const cri::Image* find_recorded(const std::vector<cri::Image>& images, const Pul
   }
   for (const auto& image : images) {
     if (contains(image.repo_tags, entry.ref)) return &image;
-  }
-  return nullptr;
-}
-
-// Whether `value` names `image`: its ID, one of its repo digests or one of its repo tags.
-bool names_image(const cri::Image& image, std::string_view value) {
-  if (value.empty()) return false;
-  return image.id == value || contains(image.repo_digests, value) ||
-         contains(image.repo_tags, value);
-}
-
-// A container using `image`. containerd 1.6 leaves Container.image_id empty and puts the image ID
-// in image_ref; others put a repo digest there, and `image` is whatever the pod spec said.
-const cri::Container* container_using(const std::vector<cri::Container>& containers,
-                                      const cri::Image& image) {
-  for (const auto& c : containers) {
-    if (names_image(image, c.image) || names_image(image, c.image_ref) ||
-        names_image(image, c.image_id)) {
-      return &c;
-    }
   }
   return nullptr;
 }
@@ -387,11 +368,6 @@ std::vector<PruneResult> ImageReconciler::prune(const std::vector<DesiredImage>&
       }
     }
   }
-  const auto is_pause = [&](const cri::Image& image) {
-    return std::any_of(options.pause_images.begin(), options.pause_images.end(),
-                       [&](const std::string& p) { return names_image(image, p); });
-  };
-
   std::vector<PruneResult> results;
   std::set<std::string> recorded_refs;
   const auto now = clock_.wall_now();
@@ -409,16 +385,18 @@ std::vector<PruneResult> ImageReconciler::prune(const std::vector<DesiredImage>&
       r.decision = PruneDecision::kGone;
       r.message = "the runtime no longer holds it";
       record_.remove(entry.ref, entry.digest);
-    } else if (image->pinned) {
+    } else if (const cri::ImageUse use = cri::image_use(*image, containers, options.pause_images);
+               use.pinned) {
       r.decision = PruneDecision::kPinned;
       r.message = fmt::format("image {} is pinned by the runtime", image->id);
-    } else if (is_pause(*image)) {
+    } else if (use.sandbox_image) {
       r.decision = PruneDecision::kPauseImage;
       r.message = fmt::format("image {} is the sandbox (pause) image", image->id);
-    } else if (const cri::Container* c = container_using(containers, *image)) {
+    } else if (use.in_use()) {
+      const cri::Container& c = use.containers.front();
       r.decision = PruneDecision::kInUse;
-      r.message = fmt::format("container {} ({}, {}) uses image {}", c->id, c->name,
-                              cri::container_state_name(c->state), image->id);
+      r.message = fmt::format("container {} ({}, {}) uses image {}", c.id, c.name,
+                              cri::container_state_name(c.state), image->id);
     } else if (const auto age = now - entry.pulled_at; age < options.min_age) {
       r.decision = PruneDecision::kTooYoung;
       r.message = fmt::format("pulled {}s ago, younger than the minimum age {}s",

@@ -73,8 +73,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--host-root", f.host_root, "the node's root filesystem")->capture_default_str();
   app.add_option("--cri-endpoint", f.cri_endpoint, "CRI socket")->capture_default_str();
-  app.add_option("--store-dir", f.store_dir, "agent state (pull record)")->capture_default_str();
-  app.add_option("--export-dir", f.export_dir, "where export tar files go")->capture_default_str();
+  app.add_option("--store-dir", f.store_dir,
+                 "agent state: pull record, export content store (<dir>/content), export record")
+      ->capture_default_str();
+  app.add_option("--export-dir", f.export_dir,
+                 "where export tar files go (NodeCache spec.exports; file names stay inside)")
+      ->capture_default_str();
   app.add_option("--max-parallel-pulls", f.max_parallel_pulls, "pulls at once")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
@@ -135,6 +139,7 @@ int main(int argc, char** argv) {
     options.namespace_ = f.namespace_;
     options.host_root = f.host_root;
     options.store_dir = f.store_dir;
+    options.export_dir = f.export_dir;
     options.max_parallel_pulls = f.max_parallel_pulls;
     options.prune_min_age = min_age;
     stowage::agent::Agent agent(options, kube, cri, clock);
@@ -150,8 +155,9 @@ int main(int argc, char** argv) {
                                         [&agent] { return agent.metrics_text(); });
     health.start();
     metrics.start();
-    spdlog::info("node={} health={} metrics={} cri={} host_root={}", f.node_name, f.health_addr,
-                 f.metrics_addr, f.cri_endpoint, f.host_root);
+    spdlog::info("node={} health={} metrics={} cri={} host_root={} store_dir={} export_dir={}",
+                 f.node_name, f.health_addr, f.metrics_addr, f.cri_endpoint, f.host_root,
+                 f.store_dir, f.export_dir);
 
     agent.run(stop.get_token());
     stop.request_stop();

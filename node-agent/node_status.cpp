@@ -120,6 +120,10 @@ api::NodeCacheStatus next_status(const api::NodeCacheSpec& spec,
     i.last_transition_time = same ? it->second->last_transition_time : now;
   }
 
+  next.exports = outcome.exports;
+  const auto exports_failed = std::count_if(
+      next.exports.begin(), next.exports.end(),
+      [](const api::NodeExportStatus& e) { return e.state == api::ExportState::kFailed; });
   if (outcome.runtime) next.runtime = outcome.runtime;
   if (outcome.store) next.store = outcome.store;
   const api::ImageSummary summary = api::summarize(spec, next.images);
@@ -153,6 +157,14 @@ api::NodeCacheStatus next_status(const api::NodeCacheSpec& spec,
     ready.reason = std::string(kReasonImagesFailed);
     ready.message =
         std::to_string(summary.failed) + " of " + std::to_string(summary.images) + " images failed";
+    degraded.status = api::ConditionStatus::kTrue;
+    degraded.reason = ready.reason;
+    degraded.message = ready.message;
+  } else if (exports_failed > 0) {
+    ready.status = api::ConditionStatus::kFalse;
+    ready.reason = std::string(kReasonExportsFailed);
+    ready.message = std::to_string(exports_failed) + " of " + std::to_string(next.exports.size()) +
+                    " exports failed";
     degraded.status = api::ConditionStatus::kTrue;
     degraded.reason = ready.reason;
     degraded.message = ready.message;

@@ -25,6 +25,7 @@ inline constexpr std::string_view kReasonAsExpected = "AsExpected";
 inline constexpr std::string_view kReasonRegistriesFailed = "RegistriesFailed";
 inline constexpr std::string_view kReasonImagesFailed = "ImagesFailed";
 inline constexpr std::string_view kReasonImagesPending = "ImagesPending";
+inline constexpr std::string_view kReasonExportsFailed = "ExportsFailed";
 
 // Removed entries kept in status.images after their prune, oldest dropped first.
 inline constexpr std::size_t kMaxRemovedEntries = 64;
@@ -38,6 +39,8 @@ struct SyncOutcome {
   std::vector<api::NodeImageStatus> images = {};
   std::optional<api::RuntimeInfo> runtime = std::nullopt;
   std::optional<api::StoreUsage> store = std::nullopt;
+  // One per spec export, in spec order.
+  std::vector<api::NodeExportStatus> exports = {};
 };
 
 // The status entry for a reconcile result: Present with the held digest and size, or Failed with
@@ -59,7 +62,8 @@ std::vector<std::string> dropped_image_names(const api::NodeCacheSpec& spec,
 
 // The status to write after a sync: outcome entries with transition times kept from `previous`
 // while state (and, for registries, the hash) is unchanged, else `now` (whole seconds, as the wire
-// keeps them); Ready and Degraded conditions; the summary over `spec`.
+// keeps them); the outcome's export entries; Ready and Degraded conditions (a Failed export makes
+// the node Degraded and not Ready once registries and images are fine); the summary over `spec`.
 api::NodeCacheStatus next_status(const api::NodeCacheSpec& spec,
                                  const api::NodeCacheStatus& previous, const SyncOutcome& outcome,
                                  api::Time now);
