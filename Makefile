@@ -4,7 +4,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BUILD ?= build
 
-.PHONY: all deps build test test-unit test-integration test-asan test-fuzz demo image lint format clean
+.PHONY: all deps build test test-unit test-integration test-asan test-fuzz demo demo-down image lint format clean
 
 all: build
 
@@ -36,6 +36,9 @@ test-fuzz:
 
 demo: deps
 	bash hack/demo.sh
+
+demo-down:
+	bash hack/demo.sh down
 
 # Container images (buildah on a debootstrap-made bookworm base); not part of `make test`.
 image:
