@@ -162,11 +162,12 @@ current-context: {2}
 }
 
 void Sandbox::create_node_object(const SandboxNodeSpec& spec) {
-  std::string labels;
+  // The label kubelet sets on every node, then the spec's own.
+  std::string labels = fmt::format("    kubernetes.io/hostname: \"{}\"\n", spec.name);
   for (const auto& [k, v] : spec.labels) labels += fmt::format("    {}: \"{}\"\n", k, v);
   RunOptions o;
   o.stdin_data = fmt::format("apiVersion: v1\nkind: Node\nmetadata:\n  name: {}\n{}", spec.name,
-                             labels.empty() ? "" : "  labels:\n" + labels);
+                             "  labels:\n" + labels);
   const auto r = plane_->kubectl({"apply", "-f", "-"}, o);
   if (!r.ok()) fail("creating Node " + spec.name, r);
 }

@@ -42,6 +42,7 @@ const std::vector<std::string> kNodes = {"node-1", "node-2", "node-3"};
 
 struct SuiteState {
   std::unique_ptr<Sandbox> sandbox;
+  std::unique_ptr<RegistryFixture> private_registry;  // token auth
   std::string skip;
   bool skip_is_failure = false;
   std::string error;
@@ -279,11 +280,21 @@ class SystemE2e : public ::testing::Test {
       big.layers = {{{"data/a", bytes.substr(0, bytes.size() / 2)}},
                     {{"data/b", bytes.substr(bytes.size() / 2)}}};
       suite().digests["app/big:1.0"] = sb().registry().seed_image("app/big", "1.0", big);
+      RegistryOptions private_options;
+      private_options.auth = RegistryAuth::kToken;
+      suite().private_registry = std::make_unique<RegistryFixture>(private_options);
+      ImageSpec secret;
+      secret.labels["name"] = "private";
+      suite().digests["private/app:1.0"] =
+          suite().private_registry->seed_image("private/app", "1.0", secret);
     } catch (const std::exception& e) {
       suite().error = e.what();
     }
   }
-  static void TearDownTestSuite() { suite().sandbox.reset(); }
+  static void TearDownTestSuite() {
+    suite().private_registry.reset();
+    suite().sandbox.reset();
+  }
 
   void SetUp() override {
     if (!suite().skip.empty()) {
@@ -355,6 +366,70 @@ TEST_F(SystemE2e, ImageCacheIsCachedAndExportedOnSelectedNodes) {
         return false;
       },
       dump_state));
+}
+
+// Three kinds of image on two nodes with their own host roots and containerd: one by tag, one by
+// digest, one private behind token auth (its ImageCache names a pull secret, which the operator
+// resolves with and copies for the agents). Each runtime holds all three; statuses say Present
+// with sizes.
+TEST_F(SystemE2e, TagDigestAndPrivateImagesOnTwoNodes) {
+  const std::string host = suite().private_registry->host();
+  const auto secret = kubectl({"create", "secret", "docker-registry", "private-pull", "-n",
+                               "default", "--docker-server=" + host,
+                               "--docker-username=" + suite().private_registry->username(),
+                               "--docker-password=" + suite().private_registry->password()});
+  ASSERT_TRUE(secret.ok()) << secret.describe();
+  apply(fmt::format(R"(apiVersion: stowage.io/v1alpha1
+kind: RegistryConfig
+metadata: {{name: private-registry}}
+spec:
+  insecureRegistries: ["{}"]
+)",
+                    host));
+  const std::string by_tag = ref("app/three:1.0");
+  const std::string by_digest = suite().reg + "/app/two@" + suite().digests["app/two:1.0"];
+  const std::string private_ref = host + "/private/app:1.0";
+  apply(fmt::format(R"(apiVersion: stowage.io/v1alpha1
+kind: ImageCache
+metadata: {{name: three-kinds, namespace: default}}
+spec:
+  nodeSelector: {{matchExpressions: [{{key: kubernetes.io/hostname, operator: In, values: [node-1, node-2]}}]}}
+  imagePullSecrets: [{{name: private-pull}}]
+  prune: OnRemoval
+  images:
+  - name: {}
+  - name: {}
+  - name: {}
+)",
+                    by_tag, by_digest, private_ref));
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::string node = kNodes[i];
+    ASSERT_TRUE(eventually(
+        "three images Present on " + node,
+        [&] {
+          return image_state(node, by_tag, "Present") && image_state(node, by_digest, "Present") &&
+                 image_state(node, private_ref, "Present");
+        },
+        dump_state));
+    const json nc = node_cache(node);
+    EXPECT_EQ(status_image(nc, private_ref).value("digest", ""),
+              suite().digests["private/app:1.0"]);
+    for (const auto& name : {by_tag, by_digest, private_ref}) {
+      EXPECT_GT(status_image(nc, name).value("sizeBytes", 0), 0) << node << " " << name;
+    }
+    const auto listed = sb().node(i).containerd->ctr({"images", "ls", "-q"});
+    ASSERT_TRUE(listed.ok()) << listed.describe();
+    EXPECT_THAT(listed.out, HasSubstr(by_tag)) << node;
+    EXPECT_THAT(listed.out, HasSubstr(by_digest)) << node;
+    EXPECT_THAT(listed.out, HasSubstr(private_ref)) << node;
+  }
+  EXPECT_FALSE(containerd_holds(2, private_ref));
+  // The agents read the copy in the operator's namespace, never the source Secret.
+  EXPECT_TRUE(
+      kubectl({"get", "secret", "-n", kSandboxNamespace, "stowage-pull-default.private-pull"})
+          .ok());
+  ASSERT_TRUE(kubectl({"delete", "imagecache", "three-kinds", "-n", "default"}).ok());
+  ASSERT_TRUE(kubectl({"delete", "registryconfig", "private-registry"}).ok());
 }
 
 // Relabelling a node moves it into an ImageCache (pulled) and out of it again (pruned).
