@@ -71,8 +71,9 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Works until `stop` is requested: pulls waiting to start are cancelled, pulls in flight end
-  // (bounded by the CRI client's pull timeout), no status is written for an interrupted sync.
+  // Works until `stop` is requested: pulls waiting to start are not started, pulls in flight are
+  // cancelled (the runtime drops them), exports stop, no status is written for an interrupted
+  // sync.
   // Throws stowage::Error only for what no retry can fix (an unreadable store directory).
   void run(std::stop_token stop);
 

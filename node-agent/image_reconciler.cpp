@@ -79,8 +79,9 @@ std::optional<cri::Image> CriImageRuntime::image_status(const std::string& image
 }
 
 std::string CriImageRuntime::pull_image(const std::string& image,
-                                        const std::optional<cri::AuthConfig>& auth) {
-  return client_.pull_image(image, auth);
+                                        const std::optional<cri::AuthConfig>& auth,
+                                        std::stop_token stop) {
+  return client_.pull_image(image, auth, std::nullopt, stop);
 }
 
 void CriImageRuntime::remove_image(const std::string& image) {
@@ -290,12 +291,18 @@ ImageResult ImageReconciler::reconcile_one(const DesiredImage& image, std::stop_
     for (const auto& auth : candidates) {
       try {
         ++result.attempts;
-        image_id = runtime_.pull_image(ref, auth);
+        image_id = runtime_.pull_image(ref, auth, stop);
         break;
       } catch (const Error& e) {
         last = e;
         if (e.retryable()) break;  // not about these credentials: retry the same later
       }
+    }
+    if (image_id.empty() && stop.stop_requested()) {
+      release_space(reserved);
+      result.failure = ImageFailure::kStopped;
+      result.message = fmt::format("stopped while pulling {}", ref);
+      return result;
     }
     if (!image_id.empty() || !last || !last->retryable() || attempt == options_.max_attempts) {
       break;

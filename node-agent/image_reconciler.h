@@ -45,9 +45,10 @@ class ImageRuntime {
   virtual ~ImageRuntime() = default;
   // nullopt when the runtime does not hold `image` (reference, digest reference or ID).
   virtual std::optional<cri::Image> image_status(const std::string& image) = 0;
-  // Pulls `image` as given; returns the runtime's image ID.
+  // Pulls `image` as given; returns the runtime's image ID. A request on `stop` cancels it.
   virtual std::string pull_image(const std::string& image,
-                                 const std::optional<cri::AuthConfig>& auth) = 0;
+                                 const std::optional<cri::AuthConfig>& auth,
+                                 std::stop_token stop) = 0;
   // Idempotent removal of the image and its tags.
   virtual void remove_image(const std::string& image) = 0;
   virtual std::vector<cri::Image> list_images() = 0;
@@ -62,8 +63,8 @@ class CriImageRuntime final : public ImageRuntime {
  public:
   explicit CriImageRuntime(const cri::Client& client) : client_(client) {}
   std::optional<cri::Image> image_status(const std::string& image) override;
-  std::string pull_image(const std::string& image,
-                         const std::optional<cri::AuthConfig>& auth) override;
+  std::string pull_image(const std::string& image, const std::optional<cri::AuthConfig>& auth,
+                         std::stop_token stop) override;
   void remove_image(const std::string& image) override;
   std::vector<cri::Image> list_images() override;
   std::vector<cri::Container> list_containers() override;

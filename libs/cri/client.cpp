@@ -24,11 +24,13 @@ struct Client::Impl {
 
   // Runs one unary call with `timeout` as its deadline; throws the mapped Error on failure.
   // `subject` names what the call is about (an image, a container ID), never credentials.
+  // A stop request cancels the call in flight (gRPC CANCELLED, mapped to Unavailable).
   template <typename Invoke>
   void call(std::string_view rpc, std::string_view subject, std::chrono::milliseconds timeout,
-            Invoke&& invoke) const {
+            Invoke&& invoke, std::stop_token stop = {}) const {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout);
+    std::stop_callback cancel(stop, [&context] { context.TryCancel(); });
     const grpc::Status status = std::forward<Invoke>(invoke)(&context);
     if (status.ok()) {
       return;
@@ -227,12 +229,14 @@ std::optional<Image> Client::image_status(const std::string& image) const {
 }
 
 std::string Client::pull_image(const std::string& image, const std::optional<AuthConfig>& auth,
-                               const std::optional<PodSandboxConfig>& sandbox) const {
+                               const std::optional<PodSandboxConfig>& sandbox,
+                               std::stop_token stop) const {
   const v1::PullImageRequest request = convert::pull_request(image, auth, sandbox);
   v1::PullImageResponse response;
-  impl_->call("PullImage", image, impl_->options.pull_timeout, [&](grpc::ClientContext* c) {
-    return impl_->images->PullImage(c, request, &response);
-  });
+  impl_->call(
+      "PullImage", image, impl_->options.pull_timeout,
+      [&](grpc::ClientContext* c) { return impl_->images->PullImage(c, request, &response); },
+      stop);
   return response.image_ref();
 }
 

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -82,10 +83,11 @@ class Client {
   // Pulls `image` (passed on unchanged: "repo:tag" or "repo@sha256:...") with optional
   // credentials, and returns the image reference the runtime reports (its image ID). `sandbox`
   // is sent as the pull's sandbox config; without it a fixed Stowage one is sent, because some
-  // runtimes fail on none.
+  // runtimes fail on none. A request on `stop` cancels the pull (Error kUnavailable).
   std::string pull_image(const std::string& image,
                          const std::optional<AuthConfig>& auth = std::nullopt,
-                         const std::optional<PodSandboxConfig>& sandbox = std::nullopt) const;
+                         const std::optional<PodSandboxConfig>& sandbox = std::nullopt,
+                         std::stop_token stop = {}) const;
   // Removes the image and every tag it has. Idempotent: an absent image is not an error.
   void remove_image(const std::string& image) const;
   ImageFsInfo image_fs_info() const;

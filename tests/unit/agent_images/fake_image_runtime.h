@@ -85,8 +85,8 @@ class FakeImageRuntime final : public ImageRuntime {
     return std::nullopt;
   }
 
-  std::string pull_image(const std::string& image,
-                         const std::optional<cri::AuthConfig>& auth) override {
+  std::string pull_image(const std::string& image, const std::optional<cri::AuthConfig>& auth,
+                         std::stop_token /*stop*/) override {
     std::unique_lock lock(mu_);
     pulls_.push_back({image, auth});
     ++in_flight_;

@@ -6,9 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <future>
+#include <mutex>
+#include <semaphore>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/clock.h"
@@ -290,6 +295,40 @@ TEST_F(ReconcilerTest, GivesUpAfterMaxAttempts) {
   EXPECT_EQ(results[0].attempts, 2);
 }
 
+// A stop request cancels a pull in flight: the result says Stopped, nothing is recorded.
+TEST_F(ReconcilerTest, StopCancelsAPullInFlight) {
+  class BlockingPull final : public ImageRuntime {
+   public:
+    std::optional<cri::Image> image_status(const std::string&) override { return std::nullopt; }
+    std::string pull_image(const std::string&, const std::optional<cri::AuthConfig>&,
+                           std::stop_token stop) override {
+      started.release();
+      std::mutex mu;
+      std::condition_variable_any cv;
+      std::unique_lock lock(mu);
+      cv.wait(lock, stop, [] { return false; });  // returns once stop is requested
+      throw Error(Code::kUnavailable, "CRI PullImage: CANCELLED: Cancelled");
+    }
+    void remove_image(const std::string&) override {}
+    std::vector<cri::Image> list_images() override { return {}; }
+    std::vector<cri::Container> list_containers() override { return {}; }
+    std::optional<ImageFsUsage> image_fs_usage() override { return std::nullopt; }
+    std::binary_semaphore started{0};
+  } blocking;
+  ImageReconciler reconciler(blocking, *record_, clock_);
+  std::stop_source stop;
+  std::vector<ImageResult> results;
+  std::thread worker(
+      [&] { results = reconciler.reconcile({desired("r.test/a:1", kDigestA)}, stop.get_token()); });
+  blocking.started.acquire();
+  stop.request_stop();
+  worker.join();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].failure, ImageFailure::kStopped);
+  EXPECT_FALSE(results[0].pulled);
+  EXPECT_THAT(record_->entries(), IsEmpty());
+}
+
 TEST_F(ReconcilerTest, NeverMorePullsInFlightThanMaxParallel) {
   std::vector<DesiredImage> plan;
   for (int i = 0; i < 6; ++i) {
@@ -502,8 +541,9 @@ TEST_F(PruneTest, RemoveFailureIsReportedAndKeepsTheRecord) {
     std::optional<cri::Image> image_status(const std::string& i) override {
       return inner_.image_status(i);
     }
-    std::string pull_image(const std::string& i, const std::optional<cri::AuthConfig>& a) override {
-      return inner_.pull_image(i, a);
+    std::string pull_image(const std::string& i, const std::optional<cri::AuthConfig>& a,
+                           std::stop_token stop) override {
+      return inner_.pull_image(i, a, stop);
     }
     void remove_image(const std::string&) override {
       throw Error(Code::kUnavailable, "runtime went away");
