@@ -112,16 +112,23 @@ int main(int argc, char** argv) {
     stowage::setup_logging(stowage::parse_log_format(f.log_format), f.log_level);
     stowage::Clock& clock = stowage::real_clock();
     std::stop_source stop;
-    std::jthread signal_waiter([&](std::stop_token own) {
-      const timespec tick{.tv_sec = 0, .tv_nsec = 200'000'000};
-      while (!own.stop_requested() && !stop.stop_requested()) {
-        const int sig = sigtimedwait(&signals, nullptr, &tick);
-        if (sig == SIGTERM || sig == SIGINT) {
-          spdlog::info("signal={} stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-          stop.request_stop();
-        }
+    // Blocks in sigwait (no wake-ups while idle); at the end main() sends it SIGTERM itself.
+    std::jthread signal_waiter([&] {
+      int sig = 0;
+      if (sigwait(&signals, &sig) == 0 && !stop.stop_requested()) {
+        spdlog::info("signal={} stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        stop.request_stop();
       }
     });
+    // However main() leaves this scope, the waiter's sigwait ends before it is joined.
+    struct WakeWaiter {
+      std::jthread& thread;
+      std::stop_source& stop;
+      ~WakeWaiter() {
+        stop.request_stop();
+        pthread_kill(thread.native_handle(), SIGTERM);
+      }
+    } wake_waiter{signal_waiter, stop};
 
     stowage::http::Client transport;
     stowage::kube::LoadOptions load;
@@ -153,6 +160,8 @@ int main(int argc, char** argv) {
         nullptr);
     stowage::http::HealthServer metrics(f.metrics_addr, nullptr,
                                         [&agent] { return agent.metrics_text(); });
+    // Two listeners answering a probe and a scrape now and then: a small pool, not 40 threads.
+    stowage::http::HealthServer::set_io_threads(2);
     health.start();
     metrics.start();
     spdlog::info("node={} health={} metrics={} cri={} host_root={} store_dir={} export_dir={}",
