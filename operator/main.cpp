@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> insecure_registries;
   std::string log_level = "info";
   std::string log_format = "text";
+  double kube_api_qps = 200;
+  int kube_api_burst = 400;
   app.add_option("--kubeconfig", kubeconfig,
                  "kubeconfig file (default: $KUBECONFIG, else the pod's service account)");
   app.add_option("--namespace", namespace_,
@@ -78,6 +80,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--insecure-registry", insecure_registries,
                  "registry host resolved without TLS verification (repeatable)");
+  app.add_option("--kube-api-qps", kube_api_qps,
+                 "requests per second to the API server (client-side limit; 0: none); writing "
+                 "every NodeCache of a large cluster is bounded by it")
+      ->capture_default_str();
+  app.add_option("--kube-api-burst", kube_api_burst,
+                 "requests allowed at once above --kube-api-qps")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   app.add_option("--log-format", log_format, "text or json")->capture_default_str();
@@ -94,6 +103,8 @@ int main(int argc, char** argv) {
     load.kubeconfig = kubeconfig;
     stowage::kube::RestConfig rest = stowage::kube::load_rest_config(clock, load);
     if (namespace_.empty()) namespace_ = rest.namespace_;
+    rest.qps = kube_api_qps;
+    rest.burst = kube_api_burst;
 
     stowage::op::OperatorOptions options;
     options.namespace_ = namespace_;
@@ -130,6 +141,8 @@ int main(int argc, char** argv) {
     };
     stowage::http::HealthServer health(health_addr, readiness, nullptr);
     stowage::http::HealthServer metrics_server(metrics_addr, nullptr, render);
+    // Two listeners answering a probe and a scrape now and then: a small pool, not 40 threads.
+    stowage::http::HealthServer::set_io_threads(2);
     health.start();
     metrics_server.start();
     spdlog::info("msg=\"starting\" namespace={} leader_elect={} identity={} health={} metrics={}",
