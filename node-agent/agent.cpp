@@ -171,6 +171,17 @@ void Agent::run(std::stop_token stop) {
   rt.images = std::make_unique<CriImageRuntime>(cri_);
   ReconcilerOptions reconciler_options;
   reconciler_options.max_parallel = std::max(1, options_.max_parallel_pulls);
+  // The runtime names its image filesystem as the node sees it: measure it under the host root,
+  // at the nearest folder this process can see (the pod mounts only some host folders; those on
+  // the node's disk share its filesystem).
+  reconciler_options.free_space = [root = options_.host_root](const std::filesystem::path& path) {
+    std::filesystem::path p = root / path.relative_path();
+    std::error_code ec;
+    while (!std::filesystem::exists(p, ec) && p.has_relative_path() && p != root) {
+      p = p.parent_path();
+    }
+    return statvfs_available(p);
+  };
   reconciler_options.on_pulling = [this, &rt](const ImageResult& r) { report_pulling(rt, r); };
   rt.reconciler =
       std::make_unique<ImageReconciler>(*rt.images, *rt.record, clock_, reconciler_options);
@@ -316,6 +327,8 @@ Agent::SyncResult Agent::sync(Runtime& rt, std::stop_token stop) {
   std::vector<DesiredImage> wanted;
   for (const auto& image : nc.spec.images) {
     DesiredImage d{.name = image.name, .digest = image.digest};
+    // The operator's measure of the download, for the free-space check (absent: no check).
+    if (image.size_bytes) d.size_bytes = static_cast<std::uint64_t>(*image.size_bytes);
     std::string problem;
     for (const auto& secret : image.pull_secrets) {
       try {
@@ -537,15 +550,17 @@ void Agent::report_pulling(Runtime& rt, const ImageResult& pulling) {
   it->message = "";
   it->last_transition_time = clock_.wall_now();
   try {
-    write_status(status, rt.live_stop);
+    write_status(status, rt.live_stop, /*progress=*/true);
   } catch (const Error& e) {
     spdlog::warn("node={} writing NodeCache status (pulling {}): {}", options_.node_name,
                  pulling.name, e.what());
   }
 }
 
-void Agent::write_status(const api::NodeCacheStatus& status, std::stop_token stop) {
-  if (last_write_) {
+void Agent::write_status(const api::NodeCacheStatus& status, std::stop_token stop, bool progress) {
+  // The status that ends a sync follows a progress write (Pulling) at once: the spacing bounds
+  // writes per sync, it must not delay the result of a fast pull.
+  if (last_write_ && !(last_write_was_progress_ && !progress)) {
     const auto earliest = *last_write_ + options_.status_min_interval;
     if (clock_.now() < earliest && !clock_.sleep_until(earliest, stop)) {
       throw Error(Code::kUnavailable, "status write cancelled: stopping");
@@ -558,6 +573,7 @@ void Agent::write_status(const api::NodeCacheStatus& status, std::stop_token sto
   kube_.apply({api::node_caches_resource(), "", options_.node_name, "status"}, intent,
               {.field_manager = std::string(kAgentFieldManager), .force = true, .dry_run = false});
   last_write_ = clock_.now();
+  last_write_was_progress_ = progress;
   metrics_->status_writes.get().inc();
   spdlog::info("node={} status written generation={}", options_.node_name,
                status.observed_generation);

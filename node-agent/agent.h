@@ -94,7 +94,10 @@ class Agent {
                                              const api::NodeCacheStatus& previous, bool& retry);
   // Writes the status with `pulling` in state Pulling (from a pull thread; see Runtime).
   void report_pulling(Runtime& rt, const ImageResult& pulling);
-  void write_status(const api::NodeCacheStatus& status, std::stop_token stop);
+  // Waits until status_min_interval passed since the last write, except for a final status right
+  // after a progress write. Throws stowage::Error.
+  void write_status(const api::NodeCacheStatus& status, std::stop_token stop,
+                    bool progress = false);
   // Writes the spec's exports into `outcome`; false when `stop` interrupted them.
   bool run_exports(Runtime& rt, const api::NodeCacheSpec& spec, const std::vector<HeldImage>& held,
                    SyncOutcome& outcome, bool& retry, std::stop_token stop);
@@ -111,6 +114,7 @@ class Agent {
   std::string not_ready_ = "no sync yet";
   // run()'s thread, and pull threads (serialized) while run()'s thread waits for them.
   std::optional<Clock::TimePoint> last_write_;
+  bool last_write_was_progress_ = false;  // as last_write_
 };
 
 }  // namespace stowage::agent

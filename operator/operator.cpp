@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <exception>
+#include <limits>
 #include <utility>
+#include <variant>
 
 #include "api/image_cache.h"
 #include "api/meta.h"
@@ -16,6 +18,7 @@
 #include "base/error.h"
 #include "base/sha256.h"
 #include "oci/auth.h"
+#include "oci/manifest.h"
 #include "oci/registry_client.h"
 #include "oci/resolve.h"
 #include "reference/reference.h"
@@ -329,7 +332,8 @@ PlannerInput Operator::build_input() {
 }
 
 struct Operator::ResolveJob {
-  std::string name{};  // as written in the ImageCaches
+  std::string name{};      // as written in the ImageCaches
+  bool by_digest = false;  // a digest reference: only its size is asked for
   // Distinct pull routes (each: mirrors, then the primary), the most common first.
   std::vector<std::vector<oci::PullSource>> routes{};
   std::vector<std::string> payloads{};  // .dockerconfigjson of the pull secrets
@@ -371,21 +375,65 @@ bool auth_failure(Code code) {
   return code == Code::kUnauthenticated || code == Code::kPermissionDenied;
 }
 
+// Bytes a pull of `m` downloads: its config and layers as the manifest states them (compressed).
+std::optional<std::int64_t> pull_size(const oci::ImageManifest& m) {
+  std::int64_t total = 0;
+  const auto add = [&total](std::int64_t size) {
+    if (size < 0 || total > std::numeric_limits<std::int64_t>::max() - size) return false;
+    total += size;
+    return true;
+  };
+  if (!add(m.config.size)) return std::nullopt;
+  for (const oci::Descriptor& layer : m.layers) {
+    if (!add(layer.size)) return std::nullopt;
+  }
+  return total;
+}
+
+// The size of the image `m` names (fetched from `repository` through `registry`): its own for an
+// image manifest; for an index, that of the entry for the operator's platform, fetched by digest
+// (`extra_requests` counts it). nullopt, with the reason in `why`, when it cannot be learned.
+std::optional<std::int64_t> measure(oci::RegistryClient& registry, std::string_view repository,
+                                    const oci::FetchedManifest& m, int& extra_requests,
+                                    std::string& why) {
+  try {
+    const auto parsed = oci::parse_manifest(m.bytes, m.media_type);
+    if (const auto* manifest = std::get_if<oci::ImageManifest>(&parsed)) {
+      return pull_size(*manifest);
+    }
+    const oci::Descriptor& entry =
+        oci::choose_platform(std::get<oci::ImageIndex>(parsed), oci::host_platform());
+    ++extra_requests;
+    const oci::FetchedManifest child = registry.get_manifest(repository, entry.digest);
+    return pull_size(oci::parse_image_manifest(child.bytes, child.media_type));
+  } catch (const Error& e) {
+    why = e.what();
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-Operator::Resolved Operator::resolve_one(const ResolveJob& job) {
+Operator::Resolved Operator::resolve_one(const ResolveJob& job, const Resolved* previous) {
   Resolved r;
   std::vector<std::string> answers;  // "<location>: <error>" per source tried
   std::optional<Code> last_code;
   std::string last_message;
   std::set<std::string> tried;
+  int extra_requests = 0;  // GETs for the size only
+  std::string size_unknown;
   try {
-    const Reference image = Reference::parse_normalized(job.name).with_default_tag();
+    Reference image = Reference::parse_normalized(job.name);
+    if (!image.digest) image = image.with_default_tag();
     oci::DockerKeyring keyring;
     for (const auto& payload : job.payloads) keyring.add_dockerconfigjson(payload);
     for (const auto& route : job.routes) {
       for (const auto& source : route) {
         if (!tried.insert(route_signature({source})).second) continue;
+        const std::string& repository = source.reference.path;
+        const std::string wanted = source.reference.digest
+                                       ? *source.reference.digest
+                                       : source.reference.tag.value_or(std::string(kDefaultTag));
         for (const oci::Credentials& credentials : credentials_for(keyring, source, image)) {
           oci::RegistryClientOptions options;
           options.registry = source.reference.domain;
@@ -396,11 +444,25 @@ Operator::Resolved Operator::resolve_one(const ResolveJob& job) {
           options.connect_timeout = std::chrono::seconds(10);
           try {
             oci::RegistryClient registry(registry_transport_, clock_, options);
-            r.digest = registry
-                           .head_manifest(source.reference.path,
-                                          source.reference.tag.value_or(std::string(kDefaultTag)))
-                           .digest;
-            resolutions_ok_.inc();
+            // One GET gives the digest (of the bytes) and what the size is summed from.
+            std::optional<oci::FetchedManifest> manifest;
+            try {
+              if (job.by_digest) ++extra_requests;  // a digest reference is GET for its size
+              manifest = registry.get_manifest(repository, wanted);
+              r.digest = manifest->digest;
+            } catch (const Error& e) {
+              // A document this library does not read (schema1, an unknown media type): a tag
+              // still resolves by HEAD, without a size.
+              if (e.code() != Code::kInvalidArgument || job.by_digest) throw;
+              size_unknown = e.what();
+              r.digest = registry.head_manifest(repository, wanted).digest;
+            }
+            if (previous != nullptr && previous->digest == r.digest && previous->size) {
+              r.size = previous->size;
+            } else if (manifest) {
+              r.size = measure(registry, repository, *manifest, extra_requests, size_unknown);
+            }
+            if (!job.by_digest) resolutions_ok_.inc();
             break;
           } catch (const Error& e) {
             last_code = e.code();
@@ -414,20 +476,25 @@ Operator::Resolved Operator::resolve_one(const ResolveJob& job) {
       if (r.digest) break;
     }
     if (!r.digest) {
-      resolutions_failed_.inc();
+      if (!job.by_digest) resolutions_failed_.inc();
       r.failure = Unresolved{
           reason_of(last_code.value_or(Code::kInternal)),
           answers.size() == 1 ? last_message : fmt::format("{}", fmt::join(answers, "; "))};
     }
   } catch (const Error& e) {
     r.failure = Unresolved{reason_of(e.code()), e.what()};
-    resolutions_failed_.inc();
+    if (!job.by_digest) resolutions_failed_.inc();
   } catch (const std::exception& e) {
     r.failure = Unresolved{"ResolveFailed", e.what()};
-    resolutions_failed_.inc();
+    if (!job.by_digest) resolutions_failed_.inc();
+  }
+  if (r.digest && !r.size && !size_unknown.empty()) {
+    spdlog::info("msg=\"image size unknown\" image={} digest={} error=\"{}\"", job.name, *r.digest,
+                 size_unknown);
   }
   std::lock_guard lock(stats_mu_);
-  ++stats_.resolutions;
+  if (!job.by_digest) ++stats_.resolutions;
+  stats_.size_requests += extra_requests;
   return r;
 }
 
@@ -499,13 +566,13 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
       Reference ref;
       try {
         ref = Reference::parse_normalized(image.name);
-        if (ref.digest) continue;
-        ref = ref.with_default_tag();
+        if (!ref.digest) ref = ref.with_default_tag();
       } catch (const Error&) {
         continue;  // the planner reports the invalid reference
       }
       ResolveJob job;
       job.name = image.name;
+      job.by_digest = ref.digest.has_value();
       job.interval = interval;
       std::optional<Unresolved> refused;
       for (const auto& group : groups) {
@@ -532,8 +599,10 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
         }
       }
       if (job.routes.empty()) {
-        in.resolutions[ic_key].unresolved[image.name] =
-            refused.value_or(Unresolved{"ResolveFailed", "no registry to resolve the tag at"});
+        if (!job.by_digest) {  // a digest reference needs no resolution, only its size is lost
+          in.resolutions[ic_key].unresolved[image.name] =
+              refused.value_or(Unresolved{"ResolveFailed", "no registry to resolve the tag at"});
+        }
         continue;
       }
       std::string key = image.name + '\n' + fingerprint + '\n';
@@ -552,25 +621,36 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
     const std::string& key = want.first;
     const ResolveJob& job = want.second;
     auto it = resolved_.find(key);
+    // A digest reference's content cannot change: once its size is known it is not asked again.
+    if (job.by_digest && it != resolved_.end() && it->second.size) continue;
     const auto due = [&](const Resolved& r) {
       const Clock::Duration wait =
-          r.failure ? std::min<Clock::Duration>(job.interval, options_.unresolved_retry)
-                    : job.interval;
+          r.failure && !job.by_digest
+              ? std::min<Clock::Duration>(job.interval, options_.unresolved_retry)
+              : job.interval;
       return r.at + wait;
     };
     if (it == resolved_.end() || due(it->second) <= now) {
-      Resolved fresh = resolve_one(job);
+      Resolved fresh = resolve_one(job, it == resolved_.end() ? nullptr : &it->second);
       fresh.at = clock_.now();
       fresh.interval = job.interval;
-      if (fresh.digest) {
-        spdlog::info("msg=\"resolved tag\" image={} digest={}", job.name, *fresh.digest);
+      if (job.by_digest) {
+        if (fresh.failure) {
+          spdlog::info("msg=\"image size unknown\" image={} reason={} error=\"{}\"", job.name,
+                       fresh.failure->reason, fresh.failure->message);
+        }
+      } else if (fresh.digest) {
+        spdlog::info("msg=\"resolved tag\" image={} digest={} size={}", job.name, *fresh.digest,
+                     fresh.size ? std::to_string(*fresh.size) : std::string("unknown"));
       } else {
         spdlog::warn("msg=\"tag not resolved\" image={} reason={} error=\"{}\"", job.name,
                      fresh.failure->reason, fresh.failure->message);
-        // Keep the last digest known rather than forgetting it on a transient failure.
+        // Keep the last digest known (and its size) rather than forgetting it on a transient
+        // failure.
         if (it != resolved_.end() && it->second.digest && fresh.failure->reason != "NotFound" &&
             fresh.failure->reason != "Unauthorized") {
           fresh.digest = it->second.digest;
+          fresh.size = it->second.size;
         }
       }
       it = resolved_.insert_or_assign(key, std::move(fresh)).first;
@@ -581,10 +661,13 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
   for (const auto& [ic_key, names] : job_of) {
     for (const auto& [name, key] : names) {
       const Resolved& r = resolved_.at(key);
+      ImageCacheResolutions& own = in.resolutions[ic_key];
+      if (r.size) own.sizes[name] = *r.size;
+      if (wanted.at(key).by_digest) continue;  // its digest is in its name
       if (r.digest) {
-        in.resolutions[ic_key].digests[name] = *r.digest;
+        own.digests[name] = *r.digest;
       } else if (r.failure) {
-        in.resolutions[ic_key].unresolved[name] = *r.failure;
+        own.unresolved[name] = *r.failure;
       }
     }
   }

@@ -5,13 +5,19 @@
 // of events coalesce). A reconcile plans the pull-secret copies, resolves image tags to digests,
 // runs plan_cluster(), writes secret copies, then the Plan in the planner's order, then deletes
 // unreferenced copies, and records events for transitions. Only the Lease holder writes.
-// Tag resolution: one registry HEAD per (reference, credentials, pull route) per refresh
-// interval for the whole cluster. Credentials are the ImageCache's usable pull secrets (matched
-// as kubelet's keyring does, the mirror's own entry first, then the image's); the route is the
-// pull sources (mirrors, then the primary) of the merged registries configuration of the nodes
-// the ImageCache selects, each distinct one tried, the most common first. ImageCaches naming the
-// same reference with the same secret content and routes share one HEAD; otherwise each gets its
-// own answer. A registry blocked for all its nodes is reported Unresolved with reason Blocked.
+// Tag resolution: one manifest GET per (reference, credentials, pull route) per refresh
+// interval for the whole cluster; the digest is that of the bytes, and the image's size (config
+// and layers, compressed: what a pull downloads) is summed from them. For an index, the manifest
+// of the operator's own platform (oci::host_platform(), as the nodes are assumed to run) is
+// fetched once more, only when the digest moved or its size is not known yet. A digest
+// reference is GET once for its size, and again per refresh interval only while that fails.
+// A size that cannot be learned is left out; it never makes an image unresolved. Credentials
+// are the ImageCache's usable pull secrets (matched as kubelet's keyring does, the mirror's own
+// entry first, then the image's); the route is the pull sources (mirrors, then the primary) of the
+// merged registries configuration of the nodes the ImageCache selects, each distinct one tried, the
+// most common first. ImageCaches naming the same reference with the same secret content and routes
+// share one HEAD; otherwise each gets its own answer. A registry blocked for all its nodes is
+// reported Unresolved with reason Blocked.
 //   Operator op(options, client, real_clock(), registry_transport, metrics);
 //   std::jthread t([&](std::stop_token s) { op.run(s); });   // returns once `s` is requested
 // The client, clock, transport and metrics registry are borrowed and must outlive the Operator.
@@ -57,8 +63,9 @@ struct OperatorOptions {
   std::chrono::milliseconds lease_duration{15'000};
   std::chrono::milliseconds renew_deadline{10'000};
   std::chrono::milliseconds retry_period{2'000};
-  // How often the whole cluster is planned again without any event; also the tag refresh
-  // interval of an ImageCache that does not set spec.refreshInterval.
+  // How often the whole cluster is planned again without any event. (Also the tag refresh
+  // interval of an ImageCache stored without spec.refreshInterval, which the CRD's default of 6h
+  // makes rare.)
   std::chrono::seconds refresh_interval{std::chrono::minutes(10)};
   // How soon a tag that could not be resolved is tried again (never later than its interval).
   std::chrono::seconds unresolved_retry{std::chrono::seconds(30)};
@@ -72,7 +79,10 @@ struct OperatorStats {
   std::int64_t reconciles = 0;
   std::int64_t errors = 0;
   std::int64_t writes = 0;       // API writes: creates, applies, status writes, deletes
-  std::int64_t resolutions = 0;  // registry HEADs for tags
+  std::int64_t resolutions = 0;  // tag resolutions (one manifest GET each)
+  // Manifest GETs for sizes beyond the resolutions: an index's platform manifest, a digest
+  // reference's manifest.
+  std::int64_t size_requests = 0;
   std::int64_t nodes_planned = 0;
   std::int64_t events = 0;  // events recorded
 };
@@ -98,6 +108,7 @@ class Operator {
  private:
   struct Resolved {
     std::optional<std::string> digest{};
+    std::optional<std::int64_t> size{};  // bytes a pull of `digest` downloads, when measured
     std::optional<Unresolved> failure{};
     Clock::TimePoint at{};
     Clock::Duration interval{};
@@ -111,7 +122,8 @@ class Operator {
   PlannerInput build_input();
   PullSecretSyncInput build_secret_input(const PlannerInput& in);
   Clock::Duration resolve_tags(PlannerInput& input, const PullSecretSyncPlan& secrets);
-  Resolved resolve_one(const ResolveJob& job);
+  // `previous`: the last answer for the same job, whose size is reused while the digest holds.
+  Resolved resolve_one(const ResolveJob& job, const Resolved* previous);
   void apply_secret_copies(const PullSecretSyncPlan& plan,
                            const std::optional<kube::LeaderGuard>& guard);
   void delete_secret_copies(const PullSecretSyncPlan& plan,

@@ -124,6 +124,7 @@ OwnCheck check_own(const api::RegistryConfig& rc) {
 // Where an ImageCache image's digest comes from.
 struct Resolution {
   std::optional<std::string> digest{};
+  std::optional<std::int64_t> size{};  // bytes a pull of `digest` downloads, when measured
   std::string reason{};
   std::string message{};
   std::string repository{};  // the name without tag or digest, for export entries
@@ -141,16 +142,27 @@ Resolution resolve(const std::string& name, const std::string& image_cache,
     return r;
   }
   r.repository = ref.name();
+  const auto own = in.resolutions.find(image_cache);
+  // A size is taken from the map its digest came from; a negative one is no measurement.
+  const auto size_in = [&name](const std::map<std::string, std::int64_t>& sizes) {
+    const auto it = sizes.find(name);
+    return it != sizes.end() && it->second >= 0 ? std::optional<std::int64_t>(it->second)
+                                                : std::nullopt;
+  };
   if (ref.digest) {
     r.digest = ref.digest;
+    if (own != in.resolutions.end()) r.size = size_in(own->second.sizes);
+    if (!r.size) r.size = size_in(in.sizes);
     return r;
   }
   // The ImageCache's own result first, then the cluster-wide maps.
   const std::string* digest = nullptr;
   const Unresolved* failure = nullptr;
-  if (const auto own = in.resolutions.find(image_cache); own != in.resolutions.end()) {
+  std::optional<std::int64_t> size;
+  if (own != in.resolutions.end()) {
     if (const auto it = own->second.digests.find(name); it != own->second.digests.end()) {
       digest = &it->second;
+      size = size_in(own->second.sizes);
     } else if (const auto u = own->second.unresolved.find(name);
                u != own->second.unresolved.end()) {
       failure = &u->second;
@@ -159,6 +171,7 @@ Resolution resolve(const std::string& name, const std::string& image_cache,
   if (digest == nullptr && failure == nullptr) {
     if (const auto it = in.digests.find(name); it != in.digests.end()) {
       digest = &it->second;
+      size = size_in(in.sizes);
     } else if (const auto u = in.unresolved.find(name); u != in.unresolved.end()) {
       failure = &u->second;
     }
@@ -166,6 +179,7 @@ Resolution resolve(const std::string& name, const std::string& image_cache,
   if (digest != nullptr) {
     if (Digest::is_valid(*digest)) {
       r.digest = *digest;
+      r.size = size;
     } else {
       r.reason = kReasonInvalidDigest;
       r.message = fmt::format("resolved to an invalid digest \"{}\"", *digest);
@@ -638,10 +652,14 @@ Plan plan_cluster(const PlannerInput& in) {
         const std::string& name = ic->spec.images[i].name;
         const Resolution& r = facts.resolutions[i];
         std::optional<std::string> digest = r.digest;
-        if (!digest && ns.current != nullptr) {
-          // Keep what the node was told before rather than dropping (and pruning) the image.
+        std::optional<std::int64_t> size = r.size;
+        if (ns.current != nullptr) {
           for (const auto& prev : ns.current->spec.images) {
-            if (prev.name == name && !prev.digest.empty()) digest = prev.digest;
+            if (prev.name != name || prev.digest.empty()) continue;
+            // Keep what the node was told before rather than dropping (and pruning) the image;
+            // a size measured for a digest stays with it while no new measure comes.
+            if (!digest) digest = prev.digest;
+            if (!size && prev.digest == *digest) size = prev.size_bytes;
           }
         }
         if (!digest) continue;
@@ -650,6 +668,7 @@ Plan plan_cluster(const PlannerInput& in) {
           entry.name = name;
           entry.digest = *digest;
         }
+        if (!entry.size_bytes && entry.digest == *digest) entry.size_bytes = size;
         entry.sources.push_back(source);
         entry.pull_secrets.insert(entry.pull_secrets.end(), secrets.begin(), secrets.end());
         if (!r.repository.empty()) {

@@ -1,5 +1,5 @@
 // The operator's planner: a pure function from what the cluster holds (nodes, RegistryConfigs,
-// ImageCaches, the digests the operator resolved, the current NodeCaches and registries
+// ImageCaches, the digests and sizes the operator resolved, the current NodeCaches and registries
 // ConfigMaps) to what it should hold (every node's NodeCache spec, the rendered registries
 // ConfigMaps, the ConfigMaps no longer needed, and the status of every RegistryConfig and
 // ImageCache). The caller writes what is flagged: first the ConfigMaps to create, then the
@@ -10,6 +10,7 @@
 // No I/O and no clock of its own (`now` is an input); safe to call from any thread.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -52,6 +53,9 @@ struct PullSecretProblem {
 struct ImageCacheResolutions {
   std::map<std::string, std::string> digests{};  // reference as written -> "algorithm:hex"
   std::map<std::string, Unresolved> unresolved{};
+  // Reference as written (tag or digest) -> bytes a pull downloads, for the digest above (a tag)
+  // or the one it names (a digest reference); no entry when not measured.
+  std::map<std::string, std::int64_t> sizes{};
   bool operator==(const ImageCacheResolutions&) const = default;
 };
 
@@ -65,8 +69,13 @@ struct PlannerInput {
   // Tag references the operator failed to resolve. A reference in neither map is reported as
   // not resolved yet.
   std::map<std::string, Unresolved> unresolved{};
+  // References (tag or digest, as written) -> bytes a pull downloads (config and layers,
+  // compressed): of the digest in `digests` for a tag, of the named digest for a digest
+  // reference. Planned NodeCache images carry it as sizeBytes; without an entry they keep the
+  // sizeBytes the current NodeCache has for the same digest, else have none.
+  std::map<std::string, std::int64_t> sizes{};
   // Per ImageCache ("namespace/name"): its own resolutions, which take precedence over
-  // `digests` and `unresolved` for its images.
+  // `digests`, `unresolved` and `sizes` for its images.
   std::map<std::string, ImageCacheResolutions> resolutions{};
   // Per ImageCache: the pull Secrets it names that cannot be used. They are left out of the
   // NodeCache pullSecrets and reported in its Degraded condition.

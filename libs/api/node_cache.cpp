@@ -52,6 +52,8 @@ NodeImage node_image_from_json(const json& j, const std::string& path) {
       i.pull_secrets = local_refs_from_json(v, p);
     } else if (k == "sources") {
       i.sources = f::strings_value(v, p);
+    } else if (k == "sizeBytes") {
+      i.size_bytes = f::int64_value(v, p);
     } else {
       return false;
     }
@@ -218,6 +220,7 @@ json node_cache_spec_to_json(const NodeCacheSpec& s) {
       json o = {{"name", i.name}, {"digest", i.digest}};
       if (!i.pull_secrets.empty()) o["pullSecrets"] = local_refs_to_json(i.pull_secrets);
       if (!i.sources.empty()) o["sources"] = i.sources;
+      if (i.size_bytes) o["sizeBytes"] = *i.size_bytes;
       a.push_back(std::move(o));
     }
     j["images"] = std::move(a);

@@ -38,6 +38,9 @@ struct NodeImage {
   std::string digest{};                              // what the node must end up holding
   std::vector<LocalObjectReference> pull_secrets{};  // in the operator's namespace
   std::vector<std::string> sources{};                // "namespace/name" of the ImageCaches
+  // Bytes a pull downloads (config and layers, compressed), as the operator measured them;
+  // absent when unknown. The agent wants twice this free before pulling.
+  std::optional<std::int64_t> size_bytes{};
   bool operator==(const NodeImage&) const = default;
 };
 

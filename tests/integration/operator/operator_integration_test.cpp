@@ -1,6 +1,7 @@
 // The Operator (operator/operator.h) against a real kube-apiserver with the CRDs installed and a
-// real registry holding a seeded image: NodeCaches per Node with owner references and the
-// resolved digest, the registries ConfigMap of the selected node with the rendered drop-in,
+// real registry holding a seeded image: NodeCaches per Node with owner references, the resolved
+// digest and the image's size (by tag and by digest, against skopeo's view of the manifest), the
+// registries ConfigMap of the selected node with the rendered drop-in,
 // ImageCache status, relabelling and RegistryConfig deletion, and that of two Operators under
 // leader election only the Lease holder writes.
 #include <fmt/format.h>
@@ -56,6 +57,25 @@ struct SuiteState {
 SuiteState& suite() {
   static SuiteState state;
   return state;
+}
+
+// Config and layer bytes of `image`'s manifest as skopeo reads it from the plain-HTTP registry
+// (no registries.conf of the machine, no credentials); -1 when skopeo fails.
+std::int64_t pull_size_by_skopeo(const std::string& image) {
+  test::TempDir dir("stowage-inspect");
+  test::write_text_file(dir / "registries.conf", "");
+  test::RunOptions options;
+  options.env = {{"CONTAINERS_REGISTRIES_CONF", (dir / "registries.conf").string()},
+                 {"TMPDIR", dir.path().string()}};
+  const test::RunResult r = test::run(
+      {"skopeo", "inspect", "--raw", "--tls-verify=false", "--no-creds", "docker://" + image},
+      options);
+  EXPECT_TRUE(r.ok()) << r.describe();
+  if (!r.ok()) return -1;
+  const json manifest = json::parse(r.out);
+  std::int64_t size = manifest["config"]["size"].get<std::int64_t>();
+  for (const auto& layer : manifest["layers"]) size += layer["size"].get<std::int64_t>();
+  return size;
 }
 
 std::string install_crds(ControlPlane& plane) {
@@ -176,6 +196,7 @@ class OperatorIntegration : public ::testing::Test {
 TEST_F(OperatorIntegration, PlansNodeCachesResolvesDigestsAndCollectsConfigMaps) {
   const std::string host = suite().registry->host();
   const std::string image = host + "/team/app:1.0";
+  const std::string by_digest = host + "/team/app@" + suite().digest;
   create_node("node-a", {{"tier", "gold"}, {"pool", "x"}});
   create_node("node-b", {{"pool", "x"}});
   client_->create({api::registry_configs_resource(), "", "", ""},
@@ -190,21 +211,33 @@ TEST_F(OperatorIntegration, PlansNodeCachesResolvesDigestsAndCollectsConfigMaps)
                   {{"apiVersion", "stowage.io/v1alpha1"},
                    {"kind", "ImageCache"},
                    {"metadata", {{"name", "base"}, {"namespace", "default"}}},
-                   {"spec", {{"nodeSelector", json::object()}, {"images", {{{"name", image}}}}}}});
+                   {"spec",
+                    {{"nodeSelector", json::object()},
+                     {"images", {{{"name", image}}, {{"name", by_digest}}}}}}});
 
   Running running(options(false, "solo"), *client_, http_);
 
-  // A NodeCache per Node, owned by it, holding the digest the registry has.
+  // A NodeCache per Node, owned by it, holding the digest the registry has and the bytes a pull
+  // downloads, for the tag and for the digest reference alike.
+  const std::int64_t size = pull_size_by_skopeo(image);
+  ASSERT_GT(size, 0);
   for (const std::string node : {"node-a", "node-b"}) {
-    eventually(node + " has a NodeCache with the seeded digest", [&] {
+    eventually(node + " has a NodeCache with the seeded digest and its size", [&] {
       const auto nc = node_cache(node);
-      return nc && nc->contains("spec") && (*nc)["spec"].contains("images") &&
-             (*nc)["spec"]["images"].size() == 1 &&
-             (*nc)["spec"]["images"][0].value("digest", "") == suite().digest;
+      if (!nc || !nc->contains("spec") || !(*nc)["spec"].contains("images")) return false;
+      const json& images = (*nc)["spec"]["images"];
+      return images.size() == 2 && images[0].value("digest", "") == suite().digest &&
+             images[0].contains("sizeBytes") && images[1].contains("sizeBytes");
     });
     const auto nc = node_cache(node);
     ASSERT_TRUE(nc);
-    EXPECT_EQ((*nc)["spec"]["images"][0].value("name", ""), image);
+    const json& images = (*nc)["spec"]["images"];
+    ASSERT_EQ(images.size(), 2u) << nc->dump();
+    EXPECT_EQ(images[0].value("name", ""), image);
+    EXPECT_EQ(images[0].value("sizeBytes", std::int64_t{-1}), size);
+    EXPECT_EQ(images[1].value("name", ""), by_digest);
+    EXPECT_EQ(images[1].value("digest", ""), suite().digest);
+    EXPECT_EQ(images[1].value("sizeBytes", std::int64_t{-1}), size);
     const json& owners = (*nc)["metadata"]["ownerReferences"];
     ASSERT_EQ(owners.size(), 1u) << nc->dump();
     EXPECT_EQ(owners[0].value("kind", ""), "Node");
@@ -280,6 +313,7 @@ TEST_F(OperatorIntegration, PlansNodeCachesResolvesDigestsAndCollectsConfigMaps)
   EXPECT_GT(stats.writes, 0);
   EXPECT_EQ(stats.nodes_planned, 2);
   EXPECT_GE(stats.resolutions, 1);
+  EXPECT_GE(stats.size_requests, 1);  // the digest reference's manifest
   const std::string metrics = running.metrics.render();
   EXPECT_THAT(metrics, HasSubstr("stowage_operator_nodes_planned 2"));
   EXPECT_THAT(metrics, HasSubstr("stowage_operator_reconciles_total{result=\"success\"}"));

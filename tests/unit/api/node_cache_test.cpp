@@ -29,8 +29,9 @@ NodeCache full() {
   nc.metadata.name = "worker-1";
   nc.metadata.owner_references = {{"v1", "Node", "worker-1", "uid-1", false, false}};
   nc.spec.registries = NodeRegistries{"ab12", "stowage-registries-ab12"};
-  nc.spec.images = {{"quay.io/nginx:1.25", kDigestA, {{"stowage-pull-ml-corp"}}, {"ml/base"}},
-                    {"busybox:1", kDigestB, {}, {"a/b", "c/d"}}};
+  nc.spec.images = {
+      {"quay.io/nginx:1.25", kDigestA, {{"stowage-pull-ml-corp"}}, {"ml/base"}, 71234567},
+      {"busybox:1", kDigestB, {}, {"a/b", "c/d"}, std::nullopt}};
   nc.spec.exports = {
       {"base.tar", ExportFormat::kOciArchive, {"quay.io/nginx@" + kDigestA}, "ml/base"}};
   nc.spec.prune.policy = PrunePolicy::kNever;
@@ -53,6 +54,8 @@ TEST(NodeCache, RoundTripsEveryField) {
   const json j = nc;
   EXPECT_EQ(j["spec"]["registries"]["configMap"], "stowage-registries-ab12");
   EXPECT_EQ(j["spec"]["prune"]["policy"], "Never");
+  EXPECT_EQ(j["spec"]["images"][0]["sizeBytes"], 71234567);
+  EXPECT_FALSE(j["spec"]["images"][1].contains("sizeBytes"));  // unknown: absent
   EXPECT_EQ(j["status"]["images"][0]["state"], "Present");
   EXPECT_EQ(j["status"]["exports"][0]["state"], "Written");
   EXPECT_EQ(j["status"]["summary"],
@@ -96,6 +99,12 @@ TEST(NodeCache, BadInputNamesTheField) {
   EXPECT_EQ(error_of(j),
             "NodeCache \"worker-1\": status.images[0].state: Unsupported value: \"Gone\": "
             "supported values: \"Present\", \"Pulling\", \"Failed\", \"Removed\"");
+
+  j = full();
+  j["spec"]["images"][0]["sizeBytes"] = -1;
+  EXPECT_EQ(error_of(j),
+            "NodeCache \"worker-1\": spec.images[0].sizeBytes: must be between 0 and "
+            "9223372036854775807");
 
   j = full();
   j["status"]["store"]["usedBytes"] = -1;

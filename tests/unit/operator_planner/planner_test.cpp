@@ -257,6 +257,57 @@ TEST(Planner, DigestReferencesNeedNoResolution) {
   EXPECT_EQ(condition(st.conditions, "Degraded").status, api::ConditionStatus::kFalse);
 }
 
+TEST(Planner, PlannedImagesCarryTheMeasuredSize) {
+  PlannerInput in;
+  in.nodes = {node("w1")};
+  const std::string by_digest = "registry.corp/ml/trainer@" + std::string(kDigestC);
+  in.image_caches = {
+      image_cache("ml", "base", {"quay.io/x:1", "quay.io/y:2", "quay.io/z:3", by_digest})};
+  in.digests = {{"quay.io/x:1", std::string(kDigestA)},
+                {"quay.io/y:2", std::string(kDigestB)},
+                {"quay.io/z:3", std::string(kDigestB)}};
+  in.sizes = {{"quay.io/x:1", 1000}, {"quay.io/z:3", -1}, {by_digest, 3000}};
+  Plan plan = plan_cluster(in);
+  auto images = planned(plan, "w1").spec.images;
+  ASSERT_EQ(images.size(), 4u);
+  EXPECT_EQ(images[0].name, "quay.io/x:1");
+  EXPECT_EQ(images[0].size_bytes, 1000);
+  EXPECT_EQ(images[1].name, "quay.io/y:2");
+  EXPECT_EQ(images[1].size_bytes, std::nullopt);  // not measured: absent
+  EXPECT_EQ(images[2].name, "quay.io/z:3");
+  EXPECT_EQ(images[2].size_bytes, std::nullopt);  // not a size
+  EXPECT_EQ(images[3].name, by_digest);
+  EXPECT_EQ(images[3].size_bytes, 3000);
+
+  // x cannot be resolved now: the node keeps its digest and the size that came with it.
+  in = after_writes(in, plan);
+  in.digests.erase("quay.io/x:1");
+  in.sizes.erase("quay.io/x:1");
+  in.unresolved["quay.io/x:1"] = {"Unavailable", "503"};
+  plan = plan_cluster(in);
+  EXPECT_FALSE(planned(plan, "w1").write);
+  EXPECT_EQ(planned(plan, "w1").spec.images[0].size_bytes, 1000);
+
+  // Measured later: the spec changes to carry it.
+  in.sizes["quay.io/y:2"] = 2000;
+  plan = plan_cluster(in);
+  EXPECT_TRUE(planned(plan, "w1").write);
+  EXPECT_EQ(planned(plan, "w1").spec.images[1].size_bytes, 2000);
+
+  // Same digest, no measure this time (an operator restart, a failed GET): the size stays.
+  in = after_writes(in, plan);
+  in.sizes.erase("quay.io/y:2");
+  plan = plan_cluster(in);
+  EXPECT_FALSE(planned(plan, "w1").write);
+  EXPECT_EQ(planned(plan, "w1").spec.images[1].size_bytes, 2000);
+
+  // The tag moved, not measured yet: the old digest's size is not the new one's.
+  in.digests["quay.io/y:2"] = std::string(kDigestC);
+  plan = plan_cluster(in);
+  EXPECT_EQ(planned(plan, "w1").spec.images[1].digest, kDigestC);
+  EXPECT_EQ(planned(plan, "w1").spec.images[1].size_bytes, std::nullopt);
+}
+
 TEST(Planner, PullSecretNamesAreUnambiguous) {
   EXPECT_EQ(synced_pull_secret_name("ml", "corp-pull"), "stowage-pull-ml.corp-pull");
   EXPECT_NE(synced_pull_secret_name("a-b", "c"), synced_pull_secret_name("a", "b-c"));

@@ -1,6 +1,6 @@
 // The planner's inputs from the operator's pull-secret sync and per-ImageCache tag resolution:
 // unusable pull secrets leave NodeCache pullSecrets and degrade the ImageCache; an ImageCache's
-// own resolutions win over the cluster-wide maps.
+// own resolutions (digests and sizes) win over the cluster-wide maps.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -59,6 +59,33 @@ TEST(PlannerPullSecrets, EachCacheGetsItsOwnResolution) {
   EXPECT_EQ(anon.images[0].digest, "");
   EXPECT_THAT(condition(anon.conditions, "Degraded").message,
               HasSubstr("registry.corp/app:1: Unauthorized: 401"));
+}
+
+TEST(PlannerPullSecrets, ASizeComesWithTheDigestItWasMeasuredFor) {
+  PlannerInput in;
+  in.nodes = {node("w1", {{"pool", "a"}}), node("w2", {{"pool", "b"}}),
+              node("w3", {{"pool", "c"}})};
+  auto own = image_cache("team", "private", {"registry.corp/app:1"});
+  own.spec.node_selector = registries::LabelSelector{{{"pool", "a"}}, {}};
+  auto cluster = image_cache("other", "anon", {"registry.corp/app:1"});
+  cluster.spec.node_selector = registries::LabelSelector{{{"pool", "b"}}, {}};
+  auto unmeasured = image_cache("third", "c", {"registry.corp/app:1"});
+  unmeasured.spec.node_selector = registries::LabelSelector{{{"pool", "c"}}, {}};
+  in.image_caches = {own, cluster, unmeasured};
+  in.digests = {{"registry.corp/app:1", std::string(kDigestB)}};
+  in.sizes = {{"registry.corp/app:1", 1000}};
+  in.resolutions["team/private"].digests["registry.corp/app:1"] = std::string(kDigestA);
+  in.resolutions["team/private"].sizes["registry.corp/app:1"] = 2000;
+  in.resolutions["third/c"].digests["registry.corp/app:1"] = std::string(kDigestC);
+  const Plan plan = plan_cluster(in);
+  const auto image = [&](std::string_view n) { return planned(plan, n).spec.images.at(0); };
+  EXPECT_EQ(image("w1").digest, kDigestA);
+  EXPECT_EQ(image("w1").size_bytes, 2000);
+  EXPECT_EQ(image("w2").digest, kDigestB);
+  EXPECT_EQ(image("w2").size_bytes, 1000);
+  // Its own digest has no size; the cluster-wide one is of another digest.
+  EXPECT_EQ(image("w3").digest, kDigestC);
+  EXPECT_EQ(image("w3").size_bytes, std::nullopt);
 }
 
 }  // namespace
