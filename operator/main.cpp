@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
   app.add_option("--health-addr", health_addr, "listen address of /healthz and /readyz")
       ->capture_default_str();
   app.add_option("--refresh-interval", refresh_interval,
-                 "re-plan period; tag refresh of ImageCaches without spec.refreshInterval")
+                 "how often the whole cluster is planned again without an event (each "
+                 "ImageCache re-resolves its tags every spec.refreshInterval, default 6h)")
       ->capture_default_str();
   app.add_option("--insecure-registry", insecure_registries,
                  "registry host resolved without TLS verification (repeatable)");
