@@ -616,6 +616,10 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
   std::erase_if(resolved_, [&](const auto& entry) { return !wanted.contains(entry.first); });
 
   const Clock::TimePoint now = clock_.now();
+  // Sizes of digest references are optional: a reconcile spends at most this long fetching them
+  // (an unreachable registry must not hold up every node's plan); the rest come next time.
+  const Clock::TimePoint sizes_deadline = now + std::chrono::seconds(2);
+  bool sizes_left = false;
   Clock::Duration next = options_.refresh_interval;
   for (const auto& want : wanted) {
     const std::string& key = want.first;
@@ -630,7 +634,12 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
               : job.interval;
       return r.at + wait;
     };
-    if (it == resolved_.end() || due(it->second) <= now) {
+    const bool is_due = it == resolved_.end() || due(it->second) <= now;
+    if (is_due && job.by_digest && clock_.now() >= sizes_deadline) {
+      sizes_left = true;
+      continue;
+    }
+    if (is_due) {
       Resolved fresh = resolve_one(job, it == resolved_.end() ? nullptr : &it->second);
       fresh.at = clock_.now();
       fresh.interval = job.interval;
@@ -658,9 +667,12 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
     next = std::min(
         next, std::max<Clock::Duration>(due(it->second) - clock_.now(), std::chrono::seconds(1)));
   }
+  if (sizes_left) next = std::min<Clock::Duration>(next, std::chrono::seconds(5));
   for (const auto& [ic_key, names] : job_of) {
     for (const auto& [name, key] : names) {
-      const Resolved& r = resolved_.at(key);
+      const auto found = resolved_.find(key);
+      if (found == resolved_.end()) continue;  // a size not fetched yet
+      const Resolved& r = found->second;
       ImageCacheResolutions& own = in.resolutions[ic_key];
       if (r.size) own.sizes[name] = *r.size;
       if (wanted.at(key).by_digest) continue;  // its digest is in its name
