@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "kube/encoding.h"
 #include "operator/delivery.h"
+#include "operator/status_text.h"
 #include "registries/render.h"
 #include "registries/spec.h"
 
@@ -17,45 +18,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::size_t kMaxMessage = 4096;  // a condition message, as the planner's
-constexpr std::size_t kMaxListed = 5;      // pools named in one message part
-constexpr std::size_t kMaxName = 253;      // a MachineConfig name
+constexpr std::size_t kMaxName = 253;  // a MachineConfig name
 constexpr std::string_view kReasonApplied = "Applied";
-
-std::string bounded(std::string message) {
-  if (message.size() > kMaxMessage) {
-    message.resize(kMaxMessage - 3);
-    message += "...";
-  }
-  return message;
-}
-
-// `"a", "b" (and 4 more)`.
-std::string quoted_list(const std::vector<std::string>& items) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size() && i < kMaxListed; ++i) {
-    out += fmt::format("{}\"{}\"", i == 0 ? "" : ", ", items[i]);
-  }
-  if (items.size() > kMaxListed) out += fmt::format(" (and {} more)", items.size() - kMaxListed);
-  return out;
-}
-
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : std::string(sep)) + p;
-  return out;
-}
-
-api::Condition condition(std::string_view type, bool status, std::string_view reason,
-                         std::string message, std::int64_t generation) {
-  api::Condition c;
-  c.type = std::string(type);
-  c.status = status ? api::ConditionStatus::kTrue : api::ConditionStatus::kFalse;
-  c.observed_generation = generation;
-  c.reason = std::string(reason);
-  c.message = bounded(std::move(message));
-  return c;
-}
 
 // The pools a RegistryConfig targets, sorted, without repeats.
 std::vector<std::string> target_pools(const api::RegistryConfig& rc) {

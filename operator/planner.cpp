@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/sha256.h"
 #include "operator/delivery.h"
+#include "operator/status_text.h"
 #include "reference/reference.h"
 #include "registries/render.h"
 #include "registries/spec.h"
@@ -17,10 +18,8 @@
 namespace stowage::op {
 namespace {
 
-constexpr std::size_t kMaxFailures = 20;    // status.failures of both kinds
-constexpr std::size_t kMaxWarnings = 32;    // RegistryConfig status.warnings
-constexpr std::size_t kMaxMessage = 4096;   // a condition message
-constexpr std::size_t kMaxListedItems = 5;  // nodes or images named in one message part
+constexpr std::size_t kMaxFailures = 20;  // status.failures of both kinds
+constexpr std::size_t kMaxWarnings = 32;  // RegistryConfig status.warnings
 constexpr std::size_t kMaxSecretName = 253;
 constexpr std::string_view kPullSecretPrefix = "stowage-pull-";
 constexpr std::string_view kReasonApplied = "Applied";
@@ -31,39 +30,6 @@ constexpr std::string_view kReasonPullFailed = "PullFailed";
 constexpr std::string_view kReasonExportFailed = "ExportFailed";
 
 using registries::RenderedFile;
-
-std::string bounded(std::string message) {
-  if (message.size() > kMaxMessage) {
-    message.resize(kMaxMessage - 3);
-    message += "...";
-  }
-  return message;
-}
-
-// `a, b, c (and 4 more)` of a sorted list.
-std::string list_some(const std::vector<std::string>& items) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size() && i < kMaxListedItems; ++i) {
-    out += (i == 0 ? "" : ", ") + items[i];
-  }
-  if (items.size() > kMaxListedItems) {
-    out += fmt::format(" (and {} more)", items.size() - kMaxListedItems);
-  }
-  return out;
-}
-
-std::string quoted_list(const std::vector<std::string>& items) {
-  std::vector<std::string> q;
-  q.reserve(items.size());
-  for (const auto& i : items) q.push_back("\"" + i + "\"");
-  return list_some(q);
-}
-
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : std::string(sep)) + p;
-  return out;
-}
 
 // One merged and rendered configuration: the files of every runtime in one ConfigMap.
 struct Rendered {
@@ -259,17 +225,6 @@ const api::NodeExportStatus* export_status(const api::NodeCache* nc, const std::
     if (s.file_name == file) return &s;
   }
   return nullptr;
-}
-
-api::Condition condition(std::string_view type, bool status, std::string_view reason,
-                         std::string message, std::int64_t generation) {
-  api::Condition c;
-  c.type = std::string(type);
-  c.status = status ? api::ConditionStatus::kTrue : api::ConditionStatus::kFalse;
-  c.observed_generation = generation;
-  c.reason = std::string(reason);
-  c.message = bounded(std::move(message));
-  return c;
 }
 
 api::RegistryConfigStatus registry_config_status(const api::RegistryConfig& rc,
