@@ -632,4 +632,15 @@ RunResult ControlPlane::kubectl_as(const std::filesystem::path& kubeconfig,
   return run(std::move(argv), ro);
 }
 
+std::string install_stowage_crds(const ControlPlane& plane) {
+  const auto applied =
+      plane.kubectl({"apply", "--server-side", "-f",
+                     (std::filesystem::path(STOWAGE_SOURCE_DIR) / "crds").string()});
+  if (!applied.ok()) return applied.describe();
+  const auto waited = plane.kubectl({"wait", "--for=condition=Established", "--timeout=60s",
+                                     "crd/registryconfigs.stowage.io", "crd/imagecaches.stowage.io",
+                                     "crd/nodecaches.stowage.io"});
+  return waited.ok() ? "" : waited.describe();
+}
+
 }  // namespace stowage::test

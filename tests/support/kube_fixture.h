@@ -153,4 +153,8 @@ class ControlPlane {
   std::unique_ptr<Process> controller_manager_;
 };
 
+// Applies Stowage's CRDs (crds/, server-side) to `plane` and waits until RegistryConfig,
+// ImageCache and NodeCache are Established. Returns "" or what failed, for a suite's set-up.
+std::string install_stowage_crds(const ControlPlane& plane);
+
 }  // namespace stowage::test

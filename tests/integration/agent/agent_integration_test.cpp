@@ -51,7 +51,6 @@ constexpr const char* kUpstream = "upstream.invalid";
 constexpr const char* kRepo = "team/app";
 constexpr const char* kTag = "1.0";
 constexpr const char* kHash = "5eed0a1";
-const char* const kPlurals[] = {"registryconfigs", "imagecaches", "nodecaches"};
 const std::string kMissingDigest = "sha256:" + std::string(64, 'b');
 
 const kube::GroupVersionResource kNamespaces{"", "v1", "namespaces"};
@@ -96,16 +95,6 @@ SuiteState& suite() {
   return state;
 }
 
-std::string install_crds(ControlPlane& plane) {
-  const auto applied = plane.kubectl(
-      {"apply", "--server-side", "-f", (fs::path(STOWAGE_SOURCE_DIR) / "crds").string()});
-  if (!applied.ok()) return applied.describe();
-  std::vector<std::string> wait = {"wait", "--for=condition=Established", "--timeout=60s"};
-  for (const char* plural : kPlurals) wait.push_back(fmt::format("crd/{}.stowage.io", plural));
-  const auto waited = plane.kubectl(wait);
-  return waited.ok() ? "" : waited.describe();
-}
-
 class AgentIntegration : public ::testing::Test {
  protected:
   static std::optional<std::string> skip_reason() {
@@ -121,7 +110,7 @@ class AgentIntegration : public ::testing::Test {
       test::ControlPlaneOptions options;
       options.with_controller_manager = false;
       suite().plane = std::make_unique<ControlPlane>(options);
-      suite().error = install_crds(*suite().plane);
+      suite().error = test::install_stowage_crds(*suite().plane);
       suite().registry = std::make_unique<RegistryFixture>();
       suite().digest = test::seed_image(suite().registry->host(), kRepo, kTag);
     } catch (const std::exception& e) {

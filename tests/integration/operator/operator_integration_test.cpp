@@ -78,17 +78,6 @@ std::int64_t pull_size_by_skopeo(const std::string& image) {
   return size;
 }
 
-std::string install_crds(ControlPlane& plane) {
-  const auto applied =
-      plane.kubectl({"apply", "--server-side", "-f",
-                     (std::filesystem::path(STOWAGE_SOURCE_DIR) / "crds").string()});
-  if (!applied.ok()) return applied.describe();
-  const auto waited = plane.kubectl({"wait", "--for=condition=Established", "--timeout=60s",
-                                     "crd/registryconfigs.stowage.io", "crd/imagecaches.stowage.io",
-                                     "crd/nodecaches.stowage.io"});
-  return waited.ok() ? "" : waited.describe();
-}
-
 // An Operator running on its own thread until destroyed.
 struct Running {
   MetricsRegistry metrics;
@@ -120,7 +109,7 @@ class OperatorIntegration : public ::testing::Test {
       test::ControlPlaneOptions options;
       options.with_controller_manager = false;  // no garbage collection is relied upon
       suite().plane = std::make_unique<ControlPlane>(options);
-      suite().error = install_crds(*suite().plane);
+      suite().error = test::install_stowage_crds(*suite().plane);
       suite().registry = std::make_unique<test::RegistryFixture>();
       suite().digest = suite().registry->seed_image("team/app", "1.0");
     } catch (const std::exception& e) {

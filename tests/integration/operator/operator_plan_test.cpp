@@ -111,17 +111,6 @@ SuiteState& suite() {
   return state;
 }
 
-std::string install_crds(ControlPlane& plane) {
-  const auto applied =
-      plane.kubectl({"apply", "--server-side", "-f",
-                     (std::filesystem::path(STOWAGE_SOURCE_DIR) / "crds").string()});
-  if (!applied.ok()) return applied.describe();
-  const auto waited = plane.kubectl({"wait", "--for=condition=Established", "--timeout=60s",
-                                     "crd/registryconfigs.stowage.io", "crd/imagecaches.stowage.io",
-                                     "crd/nodecaches.stowage.io"});
-  return waited.ok() ? "" : waited.describe();
-}
-
 // List items come without apiVersion and kind; the api decoders check them.
 template <typename T>
 std::vector<T> decode_items(const json& list, std::string_view kind) {
@@ -185,7 +174,7 @@ class OperatorPlan : public ::testing::Test {
       test::ControlPlaneOptions options;
       options.with_controller_manager = false;  // no garbage collection is relied upon
       suite().plane = std::make_unique<ControlPlane>(options);
-      suite().error = install_crds(*suite().plane);
+      suite().error = test::install_stowage_crds(*suite().plane);
       // One registry for both kinds of image: anonymous clients may pull public/* only.
       test::RegistryOptions registry;
       registry.auth = test::RegistryAuth::kToken;

@@ -64,17 +64,6 @@ SuiteState& suite() {
   return state;
 }
 
-std::string install_crds(ControlPlane& plane) {
-  const auto applied =
-      plane.kubectl({"apply", "--server-side", "-f",
-                     (std::filesystem::path(STOWAGE_SOURCE_DIR) / "crds").string()});
-  if (!applied.ok()) return applied.describe();
-  const auto waited = plane.kubectl({"wait", "--for=condition=Established", "--timeout=60s",
-                                     "crd/registryconfigs.stowage.io", "crd/imagecaches.stowage.io",
-                                     "crd/nodecaches.stowage.io"});
-  return waited.ok() ? "" : waited.describe();
-}
-
 // A .dockerconfigjson payload with the registry's account (and an unrelated extra entry).
 std::string docker_config(const std::string& host, const std::string& credentials,
                           const std::string& extra_host = "") {
@@ -95,7 +84,7 @@ class OperatorSecrets : public ::testing::Test {
       test::ControlPlaneOptions options;
       options.with_controller_manager = false;
       suite().plane = std::make_unique<ControlPlane>(options);
-      suite().error = install_crds(*suite().plane);
+      suite().error = test::install_stowage_crds(*suite().plane);
       test::RegistryOptions registry;
       registry.auth = test::RegistryAuth::kToken;
       registry.token.anonymous_repository_actions = {};  // anonymous: a token without access
