@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   std::string log_format = "text";
   double kube_api_qps = 200;
   int kube_api_burst = 400;
+  int concurrent_writes = 4;
   app.add_option("--kubeconfig", kubeconfig,
                  "kubeconfig file (default: $KUBECONFIG, else the pod's service account)");
   app.add_option("--namespace", namespace_,
@@ -88,6 +89,11 @@ int main(int argc, char** argv) {
   app.add_option("--kube-api-burst", kube_api_burst,
                  "requests allowed at once above --kube-api-qps")
       ->capture_default_str();
+  app.add_option("--concurrent-writes", concurrent_writes,
+                 "NodeCache specs written at once (each its own request, all within "
+                 "--kube-api-qps)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   app.add_option("--log-format", log_format, "text or json")->capture_default_str();
@@ -111,6 +117,7 @@ int main(int argc, char** argv) {
     options.namespace_ = namespace_;
     options.max_unavailable = stowage::op::MaxUnavailable::parse(max_unavailable);
     options.leader_elect = leader_elect;
+    options.concurrent_writes = concurrent_writes;
     options.leader_election_id = leader_election_id;
     options.identity = default_identity();
     const auto interval = stowage::api::parse_interval(refresh_interval);

@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <exception>
+#include <initializer_list>
 #include <limits>
 #include <utility>
 #include <variant>
@@ -16,6 +18,7 @@
 #include "api/registries_config_map.h"
 #include "api/registry_config.h"
 #include "base/error.h"
+#include "base/parallel.h"
 #include "base/sha256.h"
 #include "oci/auth.h"
 #include "oci/manifest.h"
@@ -63,20 +66,33 @@ std::string reason_of(Code code) {
   }
 }
 
+// The members of `from` named in `fields` that it has, as a new object.
+json pick(const json& from, std::initializer_list<const char*> fields) {
+  json out = json::object();
+  if (!from.is_object()) return out;
+  for (const char* field : fields) {
+    if (const auto f = from.find(field); f != from.end()) out[field] = *f;
+  }
+  return out;
+}
+
+json pick_metadata(const json& object, std::initializer_list<const char*> fields) {
+  const auto m = object.find("metadata");
+  return {{"metadata", m == object.end() ? json::object() : pick(*m, fields)}};
+}
+
 // What the Secret informer keeps: identity, labels and annotations, type and data.
 json trim_secret(const json& object) {
-  json out = json::object();
-  json meta = json::object();
-  if (const auto m = object.find("metadata"); m != object.end() && m->is_object()) {
-    for (const char* field :
-         {"name", "namespace", "uid", "resourceVersion", "labels", "annotations"}) {
-      if (const auto f = m->find(field); f != m->end()) meta[field] = *f;
-    }
-  }
-  out["metadata"] = std::move(meta);
+  json out = pick_metadata(object,
+                           {"name", "namespace", "uid", "resourceVersion", "labels", "annotations"});
   if (const auto t = object.find("type"); t != object.end()) out["type"] = *t;
   if (const auto d = object.find("data"); d != object.end()) out["data"] = *d;
   return out;
+}
+
+// What the Node informer keeps: what the planner matches selectors on and owns NodeCaches by.
+json trim_node(const json& object) {
+  return pick_metadata(object, {"name", "uid", "resourceVersion", "labels"});
 }
 
 std::map<std::string, std::string> string_map(const json& object, std::string_view field) {
@@ -163,16 +179,33 @@ Operator::Operator(OperatorOptions options, kube::Client& client, Clock& clock,
                   .gauge("stowage_operator_leader",
                          "1 while this process holds the leader Lease (or runs without one).", {})
                   .get()),
-      queue_(clock),
+      queue_depth_(metrics
+                       .gauge("stowage_operator_queue_depth",
+                              "Reconciles waiting to run (events coalesce into one).", {})
+                       .get()),
+      reconcile_seconds_(metrics
+                             .histogram("stowage_operator_reconcile_duration_seconds",
+                                        "Time of one reconcile of the whole cluster: resolving, "
+                                        "planning and writing.",
+                                        MetricsRegistry::default_seconds_buckets(), {})
+                             .get()),
+      node_cache_specs_(clock),
+      queue_(clock, {.rate_limit = {}, .depth = &queue_depth_}),
       event_sink_(client) {
   registry_configs_ = std::make_unique<kube::Informer>(
       client_, clock_, informer_options(api::registry_configs_resource(), "", "", false));
   image_caches_ = std::make_unique<kube::Informer>(
       client_, clock_, informer_options(api::image_caches_resource(), "", "", false));
-  node_caches_ = std::make_unique<kube::Informer>(
-      client_, clock_, informer_options(api::node_caches_resource(), "", "", false));
-  nodes_ =
-      std::make_unique<kube::Informer>(client_, clock_, informer_options(kNodes, "", "", true));
+  kube::InformerOptions node_cache_options =
+      informer_options(api::node_caches_resource(), "", "", false);
+  node_cache_options.transform = [this](const json& object) {
+    return node_cache_specs_.trim(object);
+  };
+  node_caches_ =
+      std::make_unique<kube::Informer>(client_, clock_, std::move(node_cache_options));
+  kube::InformerOptions node_options = informer_options(kNodes, "", "", true);
+  node_options.transform = trim_node;
+  nodes_ = std::make_unique<kube::Informer>(client_, clock_, std::move(node_options));
   config_maps_ = std::make_unique<kube::Informer>(
       client_, clock_,
       informer_options(kConfigMaps, options_.namespace_, managed_by_selector(), true));
@@ -254,14 +287,20 @@ void Operator::run(std::stop_token stop) {
 void Operator::lead(const std::optional<kube::LeaderGuard>& guard, std::stop_token stop) {
   leading_ = true;
   leader_.set(1);
+  {
+    std::lock_guard lock(pending_mu_);
+    pending_writes_.clear();  // a new term reads what the informer shows
+  }
   spdlog::info("msg=\"reconciling as leader\" identity={} term={}", options_.identity,
                guard ? guard->term() : 0);
   queue_.add(kClusterKey);
   while (!stop.stop_requested()) {
     const std::optional<std::string> key = queue_.get(stop);
     if (!key) break;
+    const Clock::TimePoint started = clock_.now();
     try {
       const Clock::Duration next = reconcile(guard);
+      reconcile_seconds_.observe(std::chrono::duration<double>(clock_.now() - started).count());
       queue_.forget(*key);
       queue_.done(*key);
       queue_.add_after(*key, next);
@@ -277,6 +316,9 @@ void Operator::lead(const std::optional<kube::LeaderGuard>& guard, std::stop_tok
       queue_.done(*key);
       queue_.add_rate_limited(*key);
     }
+    // A reconcile at thousands of nodes builds and drops tens of MiB of plans and requests;
+    // hand the freed pages back rather than keep them as the process's floor.
+    malloc_trim(0);
     std::lock_guard lock(stats_mu_);
     ++stats_.reconciles;
   }
@@ -321,7 +363,7 @@ PlannerInput Operator::build_input() {
       ic.spec.refresh_interval = options_.refresh_interval;
     }
   }
-  in.node_caches = decode_all<api::NodeCache>(*node_caches_, "NodeCache");
+  in.node_caches = current_node_caches();
   for (const kube::ObjectPtr& cm : config_maps_->list()) {
     const std::string name = (*cm)["metadata"].value("name", "");
     if (api::hash_from_registries_config_map_name(name)) in.config_maps.push_back(name);
@@ -329,6 +371,69 @@ PlannerInput Operator::build_input() {
   in.max_unavailable = options_.max_unavailable;
   in.now = clock_.wall_now();
   return in;
+}
+
+std::vector<CurrentNodeCache> Operator::current_node_caches() {
+  std::vector<CurrentNodeCache> out;
+  std::set<std::string> used;
+  for (const kube::ObjectPtr& object : node_caches_->list()) {
+    try {
+      std::optional<CurrentNodeCache> nc = node_cache_specs_.current(*object);
+      if (!nc) {
+        // Its spec was dropped as unused while the informer stored it: read it again.
+        const std::optional<json> fresh = client_.try_get(
+            {api::node_caches_resource(), "", kube::object_key(*object), ""});
+        if (!fresh) continue;  // deleted meanwhile
+        nc = node_cache_specs_.current(node_cache_specs_.trim(*fresh));
+        if (!nc) continue;
+      }
+      out.push_back(std::move(*nc));
+    } catch (const Error& e) {
+      if (e.code() != Code::kInvalidArgument) throw;
+      spdlog::warn("msg=\"skipping undecodable object\" kind=NodeCache key={} error=\"{}\"",
+                   kube::object_key(*object), e.what());
+      continue;
+    } catch (const json::exception& e) {
+      spdlog::warn("msg=\"skipping undecodable object\" kind=NodeCache key={} error=\"{}\"",
+                   kube::object_key(*object), e.what());
+      continue;
+    }
+    if (const auto f = object->find(kSpecFingerprintField); f != object->end()) {
+      used.insert(f->get<std::string>());
+    }
+  }
+  // Specs no NodeCache has had for a while go; a young one may be an object being stored now.
+  node_cache_specs_.retain(used, std::chrono::minutes(5));
+
+  versions_seen_.clear();
+  std::set<std::string> names;
+  for (const CurrentNodeCache& nc : out) {
+    versions_seen_[nc.metadata.name] = nc.metadata.resource_version;
+    names.insert(nc.metadata.name);
+  }
+  const Clock::TimePoint now = clock_.now();
+  std::lock_guard lock(pending_mu_);
+  std::erase_if(pending_writes_,
+                [&](const auto& entry) { return now - entry.second.at > std::chrono::minutes(1); });
+  for (CurrentNodeCache& nc : out) {
+    const auto p = pending_writes_.find(nc.metadata.name);
+    if (p == pending_writes_.end()) continue;
+    if (nc.metadata.resource_version != p->second.version_before) {
+      pending_writes_.erase(p);  // the informer shows the write (or a later one)
+      continue;
+    }
+    nc.spec = p->second.spec;
+    nc.metadata.owner_references = p->second.owners;
+  }
+  for (const auto& [name, write] : pending_writes_) {
+    if (!write.version_before.empty() || names.contains(name)) continue;
+    CurrentNodeCache created;  // created by this process, not in the informer yet
+    created.metadata.name = name;
+    created.metadata.owner_references = write.owners;
+    created.spec = write.spec;
+    out.push_back(std::move(created));
+  }
+  return out;
 }
 
 struct Operator::ResolveJob {
@@ -890,21 +995,39 @@ void Operator::apply_plan(const Plan& plan, const std::optional<kube::LeaderGuar
       if (e.code() != Code::kAlreadyExists) throw;
     }
   }
-  // 2. NodeCache specs.
+  // 2. NodeCache specs, several at once: after a registries change every node's spec moves, and
+  // one apply at a time leaves the API server waiting on this process between requests.
+  std::vector<const PlannedNodeCache*> writes;
   for (const PlannedNodeCache& nc : plan.node_caches) {
-    if (!nc.write) continue;
-    api::ObjectMeta meta;
-    meta.name = nc.name;
-    meta.owner_references = nc.owner_references;
-    const json intent = {{"apiVersion", std::string(api::kApiVersion)},
-                         {"kind", std::string(api::kNodeCacheKind)},
-                         {"metadata", api::object_meta_to_json(meta)},
-                         {"spec", api::node_cache_spec_to_json(nc.spec)}};
-    check_may_act(guard);
-    client_.apply({api::node_caches_resource(), "", nc.name, ""}, intent, apply_options);
-    count_write();
-    spdlog::info("msg=\"applied NodeCache spec\" key={} images={} registries={}", nc.name,
-                 nc.spec.images.size(), nc.spec.registries ? nc.spec.registries->hash : "");
+    if (nc.write) writes.push_back(&nc);
+  }
+  const Clock::TimePoint writes_from = clock_.now();
+  std::stop_source writes_stop;
+  run_parallel(
+      writes.size(), options_.concurrent_writes, writes_stop,
+      [&](std::size_t i) {
+        const PlannedNodeCache& nc = *writes[i];
+        api::ObjectMeta meta;
+        meta.name = nc.name;
+        meta.owner_references = nc.owner_references;
+        const json intent = {{"apiVersion", std::string(api::kApiVersion)},
+                             {"kind", std::string(api::kNodeCacheKind)},
+                             {"metadata", api::object_meta_to_json(meta)},
+                             {"spec", api::node_cache_spec_to_json(*nc.spec)}};
+        check_may_act(guard);
+        client_.apply({api::node_caches_resource(), "", nc.name, ""}, intent, apply_options);
+        count_write();
+        const auto seen = versions_seen_.find(nc.name);
+        std::lock_guard lock(pending_mu_);
+        pending_writes_[nc.name] = {seen == versions_seen_.end() ? "" : seen->second, nc.spec,
+                                    nc.owner_references, clock_.now()};
+        spdlog::debug("msg=\"applied NodeCache spec\" key={} images={} registries={}", nc.name,
+                      nc.spec->images.size(), nc.spec->registries ? nc.spec->registries->hash : "");
+      },
+      "applying NodeCache specs");
+  if (!writes.empty()) {
+    spdlog::info("msg=\"applied NodeCache specs\" count={} seconds={:.2f}", writes.size(),
+                 std::chrono::duration<double>(clock_.now() - writes_from).count());
   }
   // 3. Statuses that changed.
   for (const PlannedRegistryConfigStatus& st : plan.registry_configs) {

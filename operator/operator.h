@@ -44,6 +44,7 @@
 #include "kube/leader_election.h"
 #include "kube/workqueue.h"
 #include "operator/machine_config_controller.h"
+#include "operator/node_cache_specs.h"
 #include "operator/planner.h"
 #include "operator/pull_secret_sync.h"
 #include "operator/rollout.h"
@@ -57,6 +58,8 @@ struct OperatorOptions {
   // Where the registries ConfigMaps (and the Lease) live.
   std::string namespace_ = "stowage-system";
   MaxUnavailable max_unavailable{};
+  // NodeCache specs applied at once (each its own request).
+  int concurrent_writes = 4;
   bool leader_elect = true;
   std::string leader_election_id = "stowage-operator";  // the Lease's name
   std::string identity{};                               // holderIdentity; required with election
@@ -120,6 +123,8 @@ class Operator {
   // One reconcile; returns the delay until the next planned one.
   Clock::Duration reconcile(const std::optional<kube::LeaderGuard>& guard);
   PlannerInput build_input();
+  // Every NodeCache the informer holds, as the planner reads it (specs shared).
+  std::vector<CurrentNodeCache> current_node_caches();
   PullSecretSyncInput build_secret_input(const PlannerInput& in);
   Clock::Duration resolve_tags(PlannerInput& input, const PullSecretSyncPlan& secrets);
   // `previous`: the last answer for the same job, whose size is reused while the digest holds.
@@ -150,6 +155,11 @@ class Operator {
   Counter& resolutions_failed_;
   Gauge& nodes_planned_;
   Gauge& leader_;
+  Gauge& queue_depth_;
+  Histogram& reconcile_seconds_;
+
+  // Outlives the NodeCache informer, whose transform fills it.
+  NodeCacheSpecs node_cache_specs_;
 
   kube::WorkQueue queue_;
   std::unique_ptr<kube::Informer> registry_configs_;
@@ -162,6 +172,23 @@ class Operator {
   std::unique_ptr<kube::EventRecorder> events_;
   // MachineConfig delivery (OpenShift): its own informers, started once the API is discovered.
   std::unique_ptr<MachineConfigController> machine_configs_;
+
+  // NodeCache specs this process wrote that the informer may not show yet (at thousands of
+  // writes its watch lags behind): by name, the resourceVersion the informer showed before the
+  // write ("" for a create), what was written and when. Until the informer shows another
+  // resourceVersion (or a minute passes) the planner sees what was written, so the reconcile
+  // the writes' own events trigger does not write them all again.
+  struct PendingWrite {
+    std::string version_before{};
+    SharedSpec spec{};
+    std::vector<api::OwnerReference> owners{};
+    Clock::TimePoint at{};
+  };
+  std::mutex pending_mu_;  // guards pending_writes_ (writers add to it in parallel)
+  std::map<std::string, PendingWrite> pending_writes_;
+  // resourceVersion of each NodeCache as the last current_node_caches() read it; reconcile
+  // thread writes, the writers of that reconcile read.
+  std::map<std::string, std::string> versions_seen_;
 
   std::atomic<bool> leading_{false};
   // Used by the reconcile thread only (one term at a time).

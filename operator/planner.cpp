@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "api/registries_config_map.h"
@@ -192,26 +196,26 @@ struct ImageCacheFacts {
 // The per-node state the statuses read.
 struct NodeState {
   const PlannerNode* node = nullptr;
-  const api::NodeCache* current = nullptr;
+  const CurrentNodeCache* current = nullptr;
   bool agent_registries = false;        // registries delivered by the agent
   std::optional<std::string> target{};  // the rendering it should end up with
   std::size_t rollout_index = 0;        // into the rollout's nodes when agent_registries
 };
 
-bool node_failed(const api::NodeCache* nc) {
+bool node_failed(const CurrentNodeCache* nc) {
   return nc != nullptr && nc->status.registries && nc->status.registries->state &&
          *nc->status.registries->state == api::RegistriesState::kFailed;
 }
 
-std::string applied_hash(const api::NodeCache* nc) {
+std::string applied_hash(const CurrentNodeCache* nc) {
   return nc != nullptr && nc->status.registries ? nc->status.registries->applied_hash : "";
 }
 
-bool runs_crio(const api::NodeCache* nc) {
+bool runs_crio(const CurrentNodeCache* nc) {
   return nc != nullptr && nc->status.runtime && nc->status.runtime->name == "cri-o";
 }
 
-const api::NodeImageStatus* image_status(const api::NodeCache* nc, const std::string& name) {
+const api::NodeImageStatus* image_status(const CurrentNodeCache* nc, const std::string& name) {
   if (nc == nullptr) return nullptr;
   for (const auto& s : nc->status.images) {
     if (s.name == name) return &s;
@@ -219,7 +223,7 @@ const api::NodeImageStatus* image_status(const api::NodeCache* nc, const std::st
   return nullptr;
 }
 
-const api::NodeExportStatus* export_status(const api::NodeCache* nc, const std::string& file) {
+const api::NodeExportStatus* export_status(const CurrentNodeCache* nc, const std::string& file) {
   if (nc == nullptr) return nullptr;
   for (const auto& s : nc->status.exports) {
     if (s.file_name == file) return &s;
@@ -334,7 +338,7 @@ api::RegistryConfigStatus registry_config_status(const api::RegistryConfig& rc,
 
 api::ImageCacheStatus image_cache_status(const api::ImageCache& ic, const ImageCacheFacts& facts,
                                          const std::map<std::string, NodeState>& nodes,
-                                         const std::map<std::string, api::NodeCacheSpec>& specs,
+                                         const std::map<std::string, SharedSpec>& specs,
                                          const std::vector<PullSecretProblem>& secret_problems,
                                          api::Time now) {
   const std::int64_t gen = ic.metadata.generation;
@@ -349,8 +353,8 @@ api::ImageCacheStatus image_cache_status(const api::ImageCache& ic, const ImageC
   std::vector<api::ImageFailure> failures;
   std::vector<std::string> failed_nodes;
   for (const auto& node : facts.selected) {
-    const api::NodeCache* nc = nodes.at(node).current;
-    const api::NodeCacheSpec& spec = specs.at(node);
+    const CurrentNodeCache* nc = nodes.at(node).current;
+    const api::NodeCacheSpec& spec = *specs.at(node);
     bool ready = true;
     bool failed = false;
     for (std::size_t i = 0; i < ic.spec.images.size(); ++i) {
@@ -453,6 +457,42 @@ api::ImageCacheStatus image_cache_status(const api::ImageCache& ic, const ImageC
   return st;
 }
 
+// One copy of each distinct planned spec.
+class SpecPool {
+ public:
+  // `spec`, or an equal one planned before, or `current` when equal (a node whose plan does not
+  // change keeps sharing what it shares now).
+  SharedSpec intern(api::NodeCacheSpec spec, const SharedSpec& current) {
+    if (current != nullptr && *current == spec) return current;
+    const std::size_t h = hash_of(spec);
+    const auto [first, last] = by_hash_.equal_range(h);
+    for (auto it = first; it != last; ++it) {
+      if (*it->second == spec) return it->second;
+    }
+    auto shared = std::make_shared<const api::NodeCacheSpec>(std::move(spec));
+    by_hash_.emplace(h, shared);
+    return shared;
+  }
+
+ private:
+  static std::size_t hash_of(const api::NodeCacheSpec& spec) {
+    std::size_t h = 0;
+    const auto mix = [&h](std::string_view v) {
+      h ^= std::hash<std::string_view>{}(v) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    };
+    if (spec.registries) mix(spec.registries->hash);
+    for (const auto& image : spec.images) {
+      mix(image.name);
+      mix(image.digest);
+      for (const auto& source : image.sources) mix(source);
+    }
+    for (const auto& e : spec.exports) mix(e.file_name);
+    return h;
+  }
+
+  std::unordered_multimap<std::size_t, SharedSpec> by_hash_;
+};
+
 }  // namespace
 
 std::string synced_pull_secret_name(std::string_view namespace_, std::string_view name) {
@@ -475,7 +515,7 @@ Plan plan_cluster(const PlannerInput& in) {
   for (const auto& n : in.nodes) nodes.push_back(&n);
   std::sort(nodes.begin(), nodes.end(),
             [](const auto* a, const auto* b) { return a->name < b->name; });
-  std::map<std::string, const api::NodeCache*> current;
+  std::map<std::string, const CurrentNodeCache*> current;
   for (const auto& nc : in.node_caches) current[nc.metadata.name] = &nc;
 
   std::vector<const api::RegistryConfig*> agent_configs;
@@ -537,8 +577,8 @@ Plan plan_cluster(const PlannerInput& in) {
     if (it == renderings.end()) it = renderings.emplace(key, render_group(matched)).first;
     const Rendered& rendered = it->second;
     std::optional<std::string> spec_hash;
-    if (ns.current != nullptr && ns.current->spec.registries) {
-      spec_hash = ns.current->spec.registries->hash;
+    if (ns.current != nullptr && ns.current->spec->registries) {
+      spec_hash = ns.current->spec->registries->hash;
     }
     if (rendered.ok) {
       ns.target = rendered.hash;
@@ -563,13 +603,14 @@ Plan plan_cluster(const PlannerInput& in) {
       f.resolutions.push_back(resolve(img.name, api::object_key(ic->metadata), in));
     }
   }
-  std::map<std::string, api::NodeCacheSpec> specs;
+  std::map<std::string, SharedSpec> specs;
+  SpecPool pool;
   std::set<std::string> referenced;  // hashes a NodeCache names now or will
   for (const auto& nc : in.node_caches) {
     // A NodeCache without a node keeps its rendering until it is garbage-collected; the others
     // name what they are planned to name.
-    if (nc.spec.registries && !states.contains(nc.metadata.name)) {
-      referenced.insert(nc.spec.registries->hash);
+    if (nc.spec->registries && !states.contains(nc.metadata.name)) {
+      referenced.insert(nc.spec->registries->hash);
     }
   }
   for (const PlannerNode* node : nodes) {
@@ -609,7 +650,7 @@ Plan plan_cluster(const PlannerInput& in) {
         std::optional<std::string> digest = r.digest;
         std::optional<std::int64_t> size = r.size;
         if (ns.current != nullptr) {
-          for (const auto& prev : ns.current->spec.images) {
+          for (const auto& prev : ns.current->spec->images) {
             if (prev.name != name || prev.digest.empty()) continue;
             // Keep what the node was told before rather than dropping (and pruning) the image;
             // a size measured for a digest stays with it while no new measure comes.
@@ -666,10 +707,11 @@ Plan plan_cluster(const PlannerInput& in) {
     owner.uid = node->uid;
     owner.controller = true;
     out.owner_references.push_back(std::move(owner));
-    out.spec = spec;
-    out.write = ns.current == nullptr || ns.current->spec != spec ||
+    out.spec = pool.intern(std::move(spec), ns.current != nullptr ? ns.current->spec : nullptr);
+    out.write = ns.current == nullptr ||
+                (ns.current->spec != out.spec && *ns.current->spec != *out.spec) ||
                 ns.current->metadata.owner_references != out.owner_references;
-    specs.emplace(node->name, std::move(spec));
+    specs.emplace(node->name, out.spec);
     plan.node_caches.push_back(std::move(out));
   }
 
@@ -718,6 +760,15 @@ Plan plan_cluster(const PlannerInput& in) {
     plan.image_caches.push_back(std::move(out));
   }
   return plan;
+}
+
+bool PlannedNodeCache::operator==(const PlannedNodeCache& o) const {
+  return name == o.name && owner_references == o.owner_references && write == o.write &&
+         (spec == o.spec || (spec != nullptr && o.spec != nullptr && *spec == *o.spec));
+}
+
+CurrentNodeCache current_node_cache(const api::NodeCache& nc) {
+  return {nc.metadata, std::make_shared<const api::NodeCacheSpec>(nc.spec), nc.status};
 }
 
 }  // namespace stowage::op

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,6 +60,22 @@ struct ImageCacheResolutions {
   bool operator==(const ImageCacheResolutions&) const = default;
 };
 
+// A NodeCache spec shared by the nodes that have an equal one: at thousands of nodes most specs
+// repeat, so the operator and the planner keep one copy of each. Never null where it appears.
+using SharedSpec = std::shared_ptr<const api::NodeCacheSpec>;
+
+// A NodeCache as it is now, as the planner reads it: its owner, its spec, and the agent's status
+// (the operator keeps only the fields the planner reads: registries, runtime name, and the name,
+// digest, state and message of images and exports).
+struct CurrentNodeCache {
+  api::ObjectMeta metadata{};
+  SharedSpec spec = std::make_shared<const api::NodeCacheSpec>();
+  api::NodeCacheStatus status{};
+};
+
+// `nc` as the planner reads it (its own copy of the spec).
+CurrentNodeCache current_node_cache(const api::NodeCache& nc);
+
 struct PlannerInput {
   std::vector<PlannerNode> nodes{};
   std::vector<api::RegistryConfig> registry_configs{};
@@ -80,7 +97,7 @@ struct PlannerInput {
   // Per ImageCache: the pull Secrets it names that cannot be used. They are left out of the
   // NodeCache pullSecrets and reported in its Degraded condition.
   std::map<std::string, std::vector<PullSecretProblem>> pull_secret_problems{};
-  std::vector<api::NodeCache> node_caches{};  // as they are now, spec and status
+  std::vector<CurrentNodeCache> node_caches{};  // as they are now
   std::vector<std::string> config_maps{};     // names of the stowage-registries-* ConfigMaps now
   MaxUnavailable max_unavailable{};
   // Whether the MachineConfig API is served (OpenShift): delivery Auto then means MachineConfig.
@@ -91,9 +108,10 @@ struct PlannerInput {
 struct PlannedNodeCache {
   std::string name{};                                   // the node's
   std::vector<api::OwnerReference> owner_references{};  // the Node, controller
-  api::NodeCacheSpec spec{};
+  // Nodes planned an equal spec share one; it is the current NodeCache's own when unchanged.
+  SharedSpec spec = std::make_shared<const api::NodeCacheSpec>();
   bool write = false;  // absent now, or its spec or owner differs
-  bool operator==(const PlannedNodeCache&) const = default;
+  bool operator==(const PlannedNodeCache& o) const;  // compares specs by value
 };
 
 struct PlannedConfigMap {

@@ -247,8 +247,10 @@ class OperatorPlan : public ::testing::Test {
         client_->list({api::registry_configs_resource(), "", "", ""}), api::kRegistryConfigKind);
     in.image_caches = decode_items<api::ImageCache>(
         client_->list({api::image_caches_resource(), "", "", ""}), api::kImageCacheKind);
-    in.node_caches = decode_items<api::NodeCache>(
-        client_->list({api::node_caches_resource(), "", "", ""}), api::kNodeCacheKind);
+    for (const api::NodeCache& nc : decode_items<api::NodeCache>(
+             client_->list({api::node_caches_resource(), "", "", ""}), api::kNodeCacheKind)) {
+      in.node_caches.push_back(current_node_cache(nc));
+    }
     for (const auto& [name, cm] : config_maps()) in.config_maps.push_back(name);
     in.digests = digests_;
     in.sizes = sizes_;
@@ -278,7 +280,7 @@ class OperatorPlan : public ::testing::Test {
     const Plan plan = plan_cluster(in);
     if (plan_out != nullptr) *plan_out = plan;
     std::vector<std::string> problems;
-    std::map<std::string, const api::NodeCache*> current;
+    std::map<std::string, const CurrentNodeCache*> current;
     for (const auto& nc : in.node_caches) current[nc.metadata.name] = &nc;
     for (const PlannedNodeCache& planned : plan.node_caches) {
       const auto it = current.find(planned.name);
@@ -286,10 +288,10 @@ class OperatorPlan : public ::testing::Test {
         problems.push_back(fmt::format("NodeCache {} missing", planned.name));
         continue;
       }
-      if (it->second->spec != planned.spec) {
+      if (*it->second->spec != *planned.spec) {
         problems.push_back(fmt::format("NodeCache {} spec {} != planned {}", planned.name,
-                                       api::node_cache_spec_to_json(it->second->spec).dump(),
-                                       api::node_cache_spec_to_json(planned.spec).dump()));
+                                       api::node_cache_spec_to_json(*it->second->spec).dump(),
+                                       api::node_cache_spec_to_json(*planned.spec).dump()));
       }
       if (it->second->metadata.owner_references != planned.owner_references) {
         problems.push_back(fmt::format("NodeCache {} owners differ from the plan", planned.name));

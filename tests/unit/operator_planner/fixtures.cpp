@@ -75,7 +75,7 @@ const api::Condition& condition(const std::vector<api::Condition>& conditions,
   return *c;
 }
 
-api::NodeCache* node_cache(PlannerInput& in, std::string_view node) {
+CurrentNodeCache* node_cache(PlannerInput& in, std::string_view node) {
   for (auto& nc : in.node_caches) {
     if (nc.metadata.name == node) return &nc;
   }
@@ -85,7 +85,7 @@ api::NodeCache* node_cache(PlannerInput& in, std::string_view node) {
 PlannerInput after_writes(PlannerInput in, const Plan& plan) {
   for (const auto& p : plan.node_caches) {
     if (!p.write) continue;
-    api::NodeCache* nc = node_cache(in, p.name);
+    CurrentNodeCache* nc = node_cache(in, p.name);
     if (nc == nullptr) {
       in.node_caches.emplace_back();
       nc = &in.node_caches.back();
@@ -118,22 +118,22 @@ PlannerInput after_writes(PlannerInput in, const Plan& plan) {
 
 void agent_reports(PlannerInput& in, std::string_view node, api::RegistriesState state,
                    std::string message) {
-  api::NodeCache* nc = node_cache(in, node);
+  CurrentNodeCache* nc = node_cache(in, node);
   ASSERT_NE(nc, nullptr) << node;
-  ASSERT_TRUE(nc->spec.registries.has_value()) << node;
+  ASSERT_TRUE(nc->spec->registries.has_value()) << node;
   if (!nc->status.registries) nc->status.registries.emplace();
   nc->status.registries->state = state;
   nc->status.registries->message = std::move(message);
   if (state == api::RegistriesState::kApplied) {
-    nc->status.registries->applied_hash = nc->spec.registries->hash;
+    nc->status.registries->applied_hash = nc->spec->registries->hash;
   }
 }
 
 void agents_apply_all(PlannerInput& in) {
   for (auto& nc : in.node_caches) {
-    if (!nc.spec.registries) continue;
+    if (!nc.spec->registries) continue;
     if (!nc.status.registries) nc.status.registries.emplace();
-    nc.status.registries->applied_hash = nc.spec.registries->hash;
+    nc.status.registries->applied_hash = nc.spec->registries->hash;
     nc.status.registries->state = api::RegistriesState::kApplied;
     nc.status.registries->message.clear();
   }

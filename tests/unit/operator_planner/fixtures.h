@@ -40,7 +40,7 @@ void agents_apply_all(PlannerInput& in);
 // That node's agent reports `state` for its spec's hash (Failed keeps the old applied hash).
 void agent_reports(PlannerInput& in, std::string_view node, api::RegistriesState state,
                    std::string message = {});
-api::NodeCache* node_cache(PlannerInput& in, std::string_view node);
+CurrentNodeCache* node_cache(PlannerInput& in, std::string_view node);
 
 // Whether the plan asks for any write at all.
 bool has_writes(const Plan& plan);

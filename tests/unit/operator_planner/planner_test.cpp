@@ -21,8 +21,8 @@ using ::testing::Not;
 
 std::string dropin_of(const Plan& plan, std::string_view node_name) {
   const auto& nc = planned(plan, node_name);
-  if (!nc.spec.registries) return "<no registries>";
-  const PlannedConfigMap* cm = config_map(plan, nc.spec.registries->hash);
+  if (!nc.spec->registries) return "<no registries>";
+  const PlannedConfigMap* cm = config_map(plan, nc.spec->registries->hash);
   if (cm == nullptr) return "<no configmap>";
   return cm->data.at(std::string(api::kDropInKey));
 }
@@ -35,9 +35,9 @@ TEST(Planner, NoMatchingRegistryConfigGivesTheEmptyConfig) {
   const Plan plan = plan_cluster(in);
   ASSERT_EQ(plan.node_caches.size(), 1u);
   const auto& nc = plan.node_caches[0];
-  ASSERT_TRUE(nc.spec.registries);
-  EXPECT_EQ(nc.spec.registries->config_map, "stowage-registries-" + nc.spec.registries->hash);
-  const PlannedConfigMap* cm = config_map(plan, nc.spec.registries->hash);
+  ASSERT_TRUE(nc.spec->registries);
+  EXPECT_EQ(nc.spec->registries->config_map, "stowage-registries-" + nc.spec->registries->hash);
+  const PlannedConfigMap* cm = config_map(plan, nc.spec->registries->hash);
   ASSERT_NE(cm, nullptr);
   EXPECT_TRUE(cm->create);
   EXPECT_EQ(cm->data.size(), 1u);  // the drop-in only: no host to configure
@@ -80,8 +80,8 @@ TEST(Planner, NodesWithTheSameConfigShareOneConfigMap) {
   const Plan plan = plan_cluster(in);
   ASSERT_EQ(plan.config_maps.size(), 1u);
   for (const auto& nc : plan.node_caches) {
-    ASSERT_TRUE(nc.spec.registries) << nc.name;
-    EXPECT_EQ(nc.spec.registries->hash, plan.config_maps[0].hash);
+    ASSERT_TRUE(nc.spec->registries) << nc.name;
+    EXPECT_EQ(nc.spec->registries->hash, plan.config_maps[0].hash);
   }
   EXPECT_EQ(rc_status(plan, "a").status.rendered_hash, plan.config_maps[0].hash);
 }
@@ -135,7 +135,7 @@ TEST(Planner, InvalidConfigIsDegradedAndNodesKeepTheirPreviousHash) {
   in.registry_configs = {registry_config("one", R"({"registries":
       [{"prefix": "q.io/a", "location": "q.io", "insecure": true}]})")};
   Plan plan = plan_cluster(in);
-  const std::string previous = planned(plan, "w1").spec.registries->hash;
+  const std::string previous = planned(plan, "w1").spec->registries->hash;
   in = after_writes(in, plan);
   agents_apply_all(in);
   in = after_writes(in, plan_cluster(in));
@@ -149,7 +149,7 @@ TEST(Planner, InvalidConfigIsDegradedAndNodesKeepTheirPreviousHash) {
       [{"prefix": "q.io/b", "location": "q.io"}]})"));
   plan = plan_cluster(in);
   for (const auto* n : {"w1", "w2"}) {
-    EXPECT_EQ(planned(plan, n).spec.registries->hash, previous) << n;
+    EXPECT_EQ(planned(plan, n).spec->registries->hash, previous) << n;
     EXPECT_FALSE(planned(plan, n).write) << n;
   }
   for (const auto* rc : {"one", "two"}) {
@@ -170,7 +170,7 @@ TEST(Planner, ConfigInvalidOnItsOwnIsDegradedAndANewNodeGetsNoRegistries) {
   in.registry_configs = {registry_config("bad", R"({"registries": [{"location": "q.io",
       "mirrorByDigestOnly": true, "mirrors": [{"location": "m.io", "pullFromMirror": "tag-only"}]}]})")};
   const Plan plan = plan_cluster(in);
-  EXPECT_FALSE(planned(plan, "w1").spec.registries.has_value());
+  EXPECT_FALSE(planned(plan, "w1").spec->registries.has_value());
   EXPECT_THAT(plan.config_maps, IsEmpty());
   const auto& degraded = condition(rc_status(plan, "bad").status.conditions, "Degraded");
   EXPECT_EQ(degraded.status, api::ConditionStatus::kTrue);
@@ -209,8 +209,8 @@ TEST(Planner, MachineConfigDeliveryLeavesRegistriesToTheMachineConfig) {
 
   in.machine_config_api = true;
   plan = plan_cluster(in);
-  EXPECT_FALSE(planned(plan, "w1").spec.registries.has_value());
-  EXPECT_TRUE(planned(plan, "m1").spec.registries.has_value());
+  EXPECT_FALSE(planned(plan, "w1").spec->registries.has_value());
+  EXPECT_TRUE(planned(plan, "m1").spec->registries.has_value());
   ASSERT_EQ(plan.registry_configs.size(), 1u);  // "auto" is the MachineConfig controller's
   const auto& degraded = condition(rc_status(plan, "agent").status.conditions, "Degraded");
   EXPECT_EQ(degraded.reason, "DeliveryConflict");
@@ -229,7 +229,7 @@ TEST(Planner, ImagesSharedByCachesAreOneEntryWithEverySource) {
   in.digests = {{"quay.io/x:1", std::string(kDigestA)},
                 {"quay.io/only-a:2", std::string(kDigestB)}};
   const Plan plan = plan_cluster(in);
-  const auto& images = planned(plan, "w1").spec.images;
+  const auto& images = planned(plan, "w1").spec->images;
   ASSERT_EQ(images.size(), 2u);
   EXPECT_EQ(images[0].name, "quay.io/only-a:2");
   EXPECT_THAT(images[0].sources, ElementsAre("ml/base"));
@@ -248,7 +248,7 @@ TEST(Planner, DigestReferencesNeedNoResolution) {
   const std::string by_digest = "registry.corp/ml/trainer@" + std::string(kDigestC);
   in.image_caches = {image_cache("ml", "t", {by_digest})};
   const Plan plan = plan_cluster(in);
-  const auto& images = planned(plan, "w1").spec.images;
+  const auto& images = planned(plan, "w1").spec->images;
   ASSERT_EQ(images.size(), 1u);
   EXPECT_EQ(images[0].name, by_digest);
   EXPECT_EQ(images[0].digest, kDigestC);
@@ -268,7 +268,7 @@ TEST(Planner, PlannedImagesCarryTheMeasuredSize) {
                 {"quay.io/z:3", std::string(kDigestB)}};
   in.sizes = {{"quay.io/x:1", 1000}, {"quay.io/z:3", -1}, {by_digest, 3000}};
   Plan plan = plan_cluster(in);
-  auto images = planned(plan, "w1").spec.images;
+  auto images = planned(plan, "w1").spec->images;
   ASSERT_EQ(images.size(), 4u);
   EXPECT_EQ(images[0].name, "quay.io/x:1");
   EXPECT_EQ(images[0].size_bytes, 1000);
@@ -286,26 +286,26 @@ TEST(Planner, PlannedImagesCarryTheMeasuredSize) {
   in.unresolved["quay.io/x:1"] = {"Unavailable", "503"};
   plan = plan_cluster(in);
   EXPECT_FALSE(planned(plan, "w1").write);
-  EXPECT_EQ(planned(plan, "w1").spec.images[0].size_bytes, 1000);
+  EXPECT_EQ(planned(plan, "w1").spec->images[0].size_bytes, 1000);
 
   // Measured later: the spec changes to carry it.
   in.sizes["quay.io/y:2"] = 2000;
   plan = plan_cluster(in);
   EXPECT_TRUE(planned(plan, "w1").write);
-  EXPECT_EQ(planned(plan, "w1").spec.images[1].size_bytes, 2000);
+  EXPECT_EQ(planned(plan, "w1").spec->images[1].size_bytes, 2000);
 
   // Same digest, no measure this time (an operator restart, a failed GET): the size stays.
   in = after_writes(in, plan);
   in.sizes.erase("quay.io/y:2");
   plan = plan_cluster(in);
   EXPECT_FALSE(planned(plan, "w1").write);
-  EXPECT_EQ(planned(plan, "w1").spec.images[1].size_bytes, 2000);
+  EXPECT_EQ(planned(plan, "w1").spec->images[1].size_bytes, 2000);
 
   // The tag moved, not measured yet: the old digest's size is not the new one's.
   in.digests["quay.io/y:2"] = std::string(kDigestC);
   plan = plan_cluster(in);
-  EXPECT_EQ(planned(plan, "w1").spec.images[1].digest, kDigestC);
-  EXPECT_EQ(planned(plan, "w1").spec.images[1].size_bytes, std::nullopt);
+  EXPECT_EQ(planned(plan, "w1").spec->images[1].digest, kDigestC);
+  EXPECT_EQ(planned(plan, "w1").spec->images[1].size_bytes, std::nullopt);
 }
 
 TEST(Planner, PullSecretNamesAreUnambiguous) {
@@ -325,7 +325,7 @@ TEST(Planner, UnresolvedImagesAreReportedAndNeverDroppedFromANode) {
   in.digests = {{"quay.io/x:1", std::string(kDigestA)}, {"quay.io/y:2", std::string(kDigestB)}};
   in.unresolved = {{"quay.io/z:3", {"Unauthorized", "401 from quay.io"}}};
   Plan plan = plan_cluster(in);
-  EXPECT_EQ(planned(plan, "w1").spec.images.size(), 2u);  // z has no digest to pull
+  EXPECT_EQ(planned(plan, "w1").spec->images.size(), 2u);  // z has no digest to pull
   auto st = ic_status(plan, "ml", "base").status;
   ASSERT_EQ(st.images.size(), 3u);
   EXPECT_EQ(st.images[2].name, "quay.io/z:3");
@@ -339,7 +339,7 @@ TEST(Planner, UnresolvedImagesAreReportedAndNeverDroppedFromANode) {
   in.digests.erase("quay.io/y:2");
   in.unresolved["quay.io/y:2"] = {"Unavailable", "503"};
   plan = plan_cluster(in);
-  const auto& images = planned(plan, "w1").spec.images;
+  const auto& images = planned(plan, "w1").spec->images;
   ASSERT_EQ(images.size(), 2u);
   EXPECT_EQ(images[1].name, "quay.io/y:2");
   EXPECT_EQ(images[1].digest, kDigestB);
@@ -360,7 +360,7 @@ TEST(Planner, InvalidReferenceIsReported) {
   in.nodes = {node("w1")};
   in.image_caches = {image_cache("ml", "base", {"Quay.io/UPPER:1"})};
   const Plan plan = plan_cluster(in);
-  EXPECT_THAT(planned(plan, "w1").spec.images, IsEmpty());
+  EXPECT_THAT(planned(plan, "w1").spec->images, IsEmpty());
   EXPECT_THAT(condition(ic_status(plan, "ml", "base").status.conditions, "Degraded").message,
               HasSubstr("InvalidReference"));
 }
@@ -379,7 +379,7 @@ TEST(Planner, ExportIsOneTarPerCacheAndTheLaterClaimantIsRefused) {
   in.digests = {{"quay.io/x:1", std::string(kDigestA)}};
   const Plan plan = plan_cluster(in);
 
-  const auto& w1 = planned(plan, "w1").spec.exports;
+  const auto& w1 = planned(plan, "w1").spec->exports;
   ASSERT_EQ(w1.size(), 1u);
   EXPECT_EQ(w1[0].file_name, "base.tar");
   EXPECT_EQ(w1[0].source, "ml/z-old");
@@ -387,7 +387,7 @@ TEST(Planner, ExportIsOneTarPerCacheAndTheLaterClaimantIsRefused) {
   EXPECT_THAT(w1[0].images, ElementsAre("quay.io/x@" + std::string(kDigestA),
                                         "quay.io/y@" + std::string(kDigestB)));
   // w2 is not selected by z-old: a-new's export goes there.
-  const auto& w2 = planned(plan, "w2").spec.exports;
+  const auto& w2 = planned(plan, "w2").spec->exports;
   ASSERT_EQ(w2.size(), 1u);
   EXPECT_EQ(w2[0].source, "ci/a-new");
 
@@ -417,9 +417,9 @@ TEST(Planner, PrunePolicyIsNeverWhenAnyCacheOfTheNodeSaysSo) {
   auto a = image_cache("ns", "a", {"q.io/i@" + std::string(kDigestA)});
   auto b = image_cache("ns", "b", {"q.io/j@" + std::string(kDigestB)});
   in.image_caches = {a, b};
-  EXPECT_EQ(plan_cluster(in).node_caches[0].spec.prune.policy, api::PrunePolicy::kOnRemoval);
+  EXPECT_EQ(plan_cluster(in).node_caches[0].spec->prune.policy, api::PrunePolicy::kOnRemoval);
   in.image_caches[1].spec.prune = api::PrunePolicy::kNever;
-  EXPECT_EQ(plan_cluster(in).node_caches[0].spec.prune.policy, api::PrunePolicy::kNever);
+  EXPECT_EQ(plan_cluster(in).node_caches[0].spec->prune.policy, api::PrunePolicy::kNever);
 }
 
 TEST(Planner, ADeletedCacheNoLongerContributesImages) {
@@ -427,11 +427,11 @@ TEST(Planner, ADeletedCacheNoLongerContributesImages) {
   in.nodes = {node("w1")};
   in.image_caches = {image_cache("ns", "a", {"q.io/i@" + std::string(kDigestA)})};
   Plan plan = plan_cluster(in);
-  EXPECT_EQ(plan.node_caches[0].spec.images.size(), 1u);
+  EXPECT_EQ(plan.node_caches[0].spec->images.size(), 1u);
   in = after_writes(in, plan);
   in.image_caches[0].metadata.deletion_timestamp = api::Time{};
   plan = plan_cluster(in);
-  EXPECT_THAT(plan.node_caches[0].spec.images, IsEmpty());
+  EXPECT_THAT(plan.node_caches[0].spec->images, IsEmpty());
   EXPECT_TRUE(plan.node_caches[0].write);
   EXPECT_THAT(plan.image_caches, IsEmpty());
 }
@@ -552,7 +552,7 @@ TEST(Planner, UnreferencedConfigMapsAreDeleted) {
   api::NodeCache gone;
   gone.metadata.name = "gone";
   gone.spec.registries = api::NodeRegistries{"0123abcd", "stowage-registries-0123abcd"};
-  in.node_caches.push_back(gone);
+  in.node_caches.push_back(current_node_cache(gone));
   in.config_maps.insert(in.config_maps.end(),
                         {"stowage-registries-0123abcd", "stowage-registries-deadbeef",
                          "unrelated-config", "stowage-registries-NOTHEX"});
@@ -561,7 +561,7 @@ TEST(Planner, UnreferencedConfigMapsAreDeleted) {
   plan = plan_cluster(in);
   // w1 moves to the new rendering: the old one goes once that NodeCache is written.
   ASSERT_TRUE(planned(plan, "w1").write);
-  EXPECT_NE(planned(plan, "w1").spec.registries->config_map, first);
+  EXPECT_NE(planned(plan, "w1").spec->registries->config_map, first);
   std::vector<std::string> want = {first, "stowage-registries-deadbeef"};
   std::sort(want.begin(), want.end());
   EXPECT_EQ(plan.config_maps_to_delete, want);
@@ -603,7 +603,36 @@ TEST(Planner, PlanningTheOutputAgainYieldsNoWrites) {
   }
   EXPECT_FALSE(has_writes(plan));
   EXPECT_EQ(plan, plan_cluster(in));
-  for (const auto& nc : plan.node_caches) EXPECT_TRUE(nc.spec.registries) << nc.name;
+  for (const auto& nc : plan.node_caches) EXPECT_TRUE(nc.spec->registries) << nc.name;
+}
+
+TEST(Planner, NodesWithEqualSpecsShareOneAndAnUnchangedNodeKeepsItsOwn) {
+  PlannerInput in;
+  for (int i = 0; i < 6; ++i) {
+    in.nodes.push_back(node("n" + std::to_string(i), {{"gpu", i < 4 ? "true" : "false"}}));
+  }
+  in.max_unavailable = MaxUnavailable::parse("100%");  // every node gets the rendering at once
+  auto gpu = image_cache("ml", "gpu", {"quay.io/cuda:12"});
+  gpu.spec.node_selector.match_labels = {{"gpu", "true"}};
+  in.image_caches = {gpu, image_cache("ml", "base", {"quay.io/base:1"})};
+  in.digests = {{"quay.io/cuda:12", std::string(kDigestA)},
+                {"quay.io/base:1", std::string(kDigestB)}};
+  Plan plan = plan_cluster(in);
+  ASSERT_EQ(plan.node_caches.size(), 6u);
+  EXPECT_EQ(planned(plan, "n0").spec, planned(plan, "n3").spec);  // the same object
+  EXPECT_EQ(planned(plan, "n4").spec, planned(plan, "n5").spec);
+  EXPECT_NE(planned(plan, "n0").spec, planned(plan, "n4").spec);
+  EXPECT_EQ(planned(plan, "n0").spec->images.size(), 2u);
+  EXPECT_EQ(planned(plan, "n4").spec->images.size(), 1u);
+
+  in = after_writes(in, plan);
+  const SharedSpec before = node_cache(in, "n1")->spec;
+  plan = plan_cluster(in);
+  EXPECT_FALSE(has_writes(plan));
+  EXPECT_EQ(planned(plan, "n1").spec, before);
+  // Equal by value, held apart: still no write.
+  node_cache(in, "n1")->spec = std::make_shared<const api::NodeCacheSpec>(*before);
+  EXPECT_FALSE(planned(plan_cluster(in), "n1").write);
 }
 
 }  // namespace

@@ -92,9 +92,9 @@ PlannerInput random_cluster(Random& r) {
 int moving_nodes(const PlannerInput& in) {
   int n = 0;
   for (const auto& nc : in.node_caches) {
-    if (!nc.spec.registries) continue;
+    if (!nc.spec->registries) continue;
     const std::string applied = nc.status.registries ? nc.status.registries->applied_hash : "";
-    if (nc.spec.registries->hash != applied) ++n;
+    if (nc.spec->registries->hash != applied) ++n;
   }
   return n;
 }
@@ -138,19 +138,19 @@ TEST(PlannerProperty, StableDeterministicAndPaced) {
 
       // The agents: most moving nodes apply, a few fail, some recover; specs change sometimes.
       for (auto& nc : in.node_caches) {
-        if (!nc.spec.registries) continue;
+        if (!nc.spec->registries) continue;
         if (!nc.status.registries) nc.status.registries.emplace();
         auto& st = *nc.status.registries;
         if (st.state == api::RegistriesState::kFailed) {
           if (r.chance(50)) st.state = api::RegistriesState::kApplied;
           continue;
         }
-        if (nc.spec.registries->hash == st.applied_hash) continue;
+        if (nc.spec->registries->hash == st.applied_hash) continue;
         if (r.chance(10)) {
           st.state = api::RegistriesState::kFailed;
           st.message = "reload failed";
         } else if (r.chance(70)) {
-          st.applied_hash = nc.spec.registries->hash;
+          st.applied_hash = nc.spec->registries->hash;
           st.state = api::RegistriesState::kApplied;
         }
       }

@@ -23,7 +23,7 @@ TEST(PlannerPullSecrets, UnusableSecretIsLeftOutOfNodesAndDegradesTheCache) {
   in.digests = {{"quay.io/x:1", std::string(kDigestA)}};
   in.pull_secret_problems["ml/base"] = {{"gone", "Secret \"gone\" not found in namespace \"ml\""}};
   const Plan plan = plan_cluster(in);
-  const auto& images = planned(plan, "w1").spec.images;
+  const auto& images = planned(plan, "w1").spec->images;
   ASSERT_EQ(images.size(), 1u);
   std::vector<std::string> secrets;
   for (const auto& s : images[0].pull_secrets) secrets.push_back(s.name);
@@ -51,9 +51,9 @@ TEST(PlannerPullSecrets, EachCacheGetsItsOwnResolution) {
   in.resolutions["team/private"].digests["registry.corp/app:1"] = std::string(kDigestA);
   in.resolutions["other/anon"].unresolved["registry.corp/app:1"] = {"Unauthorized", "401"};
   const Plan plan = plan_cluster(in);
-  ASSERT_EQ(planned(plan, "w1").spec.images.size(), 1u);
-  EXPECT_EQ(planned(plan, "w1").spec.images[0].digest, kDigestA);
-  EXPECT_TRUE(planned(plan, "w2").spec.images.empty());
+  ASSERT_EQ(planned(plan, "w1").spec->images.size(), 1u);
+  EXPECT_EQ(planned(plan, "w1").spec->images[0].digest, kDigestA);
+  EXPECT_TRUE(planned(plan, "w2").spec->images.empty());
   EXPECT_EQ(ic_status(plan, "team", "private").status.images[0].digest, kDigestA);
   const auto& anon = ic_status(plan, "other", "anon").status;
   EXPECT_EQ(anon.images[0].digest, "");
@@ -78,7 +78,7 @@ TEST(PlannerPullSecrets, ASizeComesWithTheDigestItWasMeasuredFor) {
   in.resolutions["team/private"].sizes["registry.corp/app:1"] = 2000;
   in.resolutions["third/c"].digests["registry.corp/app:1"] = std::string(kDigestC);
   const Plan plan = plan_cluster(in);
-  const auto image = [&](std::string_view n) { return planned(plan, n).spec.images.at(0); };
+  const auto image = [&](std::string_view n) { return planned(plan, n).spec->images.at(0); };
   EXPECT_EQ(image("w1").digest, kDigestA);
   EXPECT_EQ(image("w1").size_bytes, 2000);
   EXPECT_EQ(image("w2").digest, kDigestB);
