@@ -7,7 +7,8 @@
 //   (b) the agent: NodeCache spec.images set to [{name, digest}], until a watch delivers a status
 //       with that image Present at observedGeneration >= the written generation;
 //   (c) for reference, CRI PullImage of the same reference (what the agent asks containerd).
-// Then the agent idles: VmRSS/VmHWM and utime+stime over a quiet window.
+// Then the agent idles: VmRSS/VmHWM, RssAnon/RssFile, Pss/USS, the resident memory of each mapped
+// file (largest first) and utime+stime over a quiet window.
 // Usage: agent_bench [--rounds N] [--layers L] [--layer-mib M] [--uncompressed]
 //                    [--idle-settle S] [--idle-window S] [--agent PATH] [--agent-log-level L]
 //                    [--keep-logs DIR]
@@ -166,31 +167,58 @@ std::pair<long, long> pss_uss_kib(pid_t pid) {
   return {pss, uss};
 }
 
-// The mapped files holding the most resident memory, largest first ("" for anonymous).
-std::vector<std::pair<long, std::string>> top_mappings(pid_t pid, std::size_t n) {
+// Resident memory of the mappings of one file (or of all anonymous ones), in KiB, from
+// /proc/<pid>/smaps.
+struct MappingUse {
+  std::string name;  // file name; "[anonymous]", "[heap]", "[stack]" for the rest
+  long rss = 0;
+  long pss = 0;
+  long private_kib = 0;  // Private_Clean + Private_Dirty: what only this process holds
+  long anonymous = 0;    // copied-on-write or never file-backed (counted in RssAnon)
+  int mappings = 0;
+};
+
+// Every mapped file's (and the anonymous memory's) use, largest Rss first.
+std::vector<MappingUse> mapping_use(pid_t pid) {
   std::ifstream in(fmt::format("/proc/{}/smaps", pid));
-  std::map<std::string, long> by_name;
-  std::string line, name;
+  std::map<std::string, MappingUse> by_name;
+  MappingUse* current = nullptr;
+  std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("Rss:", 0) == 0) {
-      by_name[name] += std::strtol(line.c_str() + 4, nullptr, 10);
-    } else if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
-               line.find('-') != std::string::npos && line.find(':') > line.find('-')) {
+    const auto colon = line.find(':');
+    const auto dash = line.find('-');
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+        dash != std::string::npos && colon > dash) {
       // "start-end perms offset dev inode [path]": the path is the 6th field.
       std::istringstream fields(line);
-      std::string f;
-      name.clear();
+      std::string f, name;
       for (int i = 0; i < 5 && fields >> f; ++i) {
       }
       std::getline(fields >> std::ws, name);
-      name = fs::path(name).filename().string();
+      if (name.empty()) name = "[anonymous]";
+      if (name.front() != '[') name = fs::path(name).filename().string();
+      current = &by_name[name];
+      current->name = name;
+      ++current->mappings;
+      continue;
     }
+    if (current == nullptr || colon == std::string::npos) continue;
+    const std::string key = line.substr(0, colon);
+    const long kib = std::strtol(line.c_str() + colon + 1, nullptr, 10);
+    if (key == "Rss") current->rss += kib;
+    if (key == "Pss") current->pss += kib;
+    if (key == "Private_Clean" || key == "Private_Dirty") current->private_kib += kib;
+    if (key == "Anonymous") current->anonymous += kib;
   }
-  std::vector<std::pair<long, std::string>> out;
-  for (const auto& [k, v] : by_name) out.emplace_back(v, k.empty() ? "[anonymous]" : k);
-  std::sort(out.rbegin(), out.rend());
-  if (out.size() > n) out.resize(n);
+  std::vector<MappingUse> out;
+  for (auto& [name, use] : by_name) out.push_back(std::move(use));
+  std::sort(out.begin(), out.end(),
+            [](const MappingUse& a, const MappingUse& b) { return a.rss > b.rss; });
   return out;
+}
+
+bool is_shared_library(const std::string& name) {
+  return name.ends_with(".so") || name.find(".so.") != std::string::npos;
 }
 
 // Every NodeCache event the bench's own watch delivers, with the time it arrived.
@@ -549,11 +577,24 @@ int run(const Options& opt) {
   const auto [pss, uss] = pss_uss_kib(agent.pid());
   fmt::print("idle agent: RssAnon {:.2f} MiB, RssFile {:.2f} MiB; Pss {:.2f} MiB, USS {:.2f} MiB\n",
              after.anon_kib / 1024.0, after.file_kib / 1024.0, pss / 1024.0, uss / 1024.0);
-  std::string top;
-  for (const auto& [kib, name] : top_mappings(agent.pid(), 6)) {
-    top += fmt::format("{}{} {:.1f}", top.empty() ? "" : ", ", name, kib / 1024.0);
+  const auto uses = mapping_use(agent.pid());
+  long library_rss = 0;
+  int libraries = 0;
+  for (const auto& u : uses) {
+    if (is_shared_library(u.name)) {
+      ++libraries;
+      library_rss += u.rss;
+    }
   }
-  fmt::print("largest resident mappings (MiB): {}\n", top);
+  fmt::print("idle agent: {} shared libraries mapped holding {:.2f} MiB resident\n", libraries,
+             library_rss / 1024.0);
+  fmt::print("largest resident mappings (KiB):\n  {:>6} {:>6} {:>7} {:>6} {:>5}  {}\n", "Rss",
+             "Pss", "Private", "Anon", "maps", "file");
+  for (std::size_t i = 0; i < uses.size() && i < 20; ++i) {
+    const auto& u = uses[i];
+    fmt::print("  {:>6} {:>6} {:>7} {:>6} {:>5}  {}\n", u.rss, u.pss, u.private_kib, u.anonymous,
+               u.mappings, u.name);
+  }
   fmt::print("idle RSS {:.2f} MiB vs target < {:.0f} MiB: {}\n", max_rss / 1024.0, kTargetRssMiB,
              max_rss / 1024.0 < kTargetRssMiB ? "PASS" : "FAIL");
   fmt::print(

@@ -8,7 +8,8 @@ find_package(nlohmann_json REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(tomlplusplus REQUIRED)
 find_package(CLI11 REQUIRED)
-find_package(cpprestsdk REQUIRED)
+find_package(LibArchive REQUIRED)
+find_package(ZLIB REQUIRED)
 # CRI client (libs/cri): protoc and grpc_cpp_plugin generate C++ from libs/cri/api.proto at build
 # time; gRPC's CMake package also finds its own dependencies (absl, re2, c-ares).
 find_package(Protobuf REQUIRED)

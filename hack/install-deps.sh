@@ -9,10 +9,13 @@ build_packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git
   # C++ libraries (DESIGN.md §4)
-  libcpprest-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev libcurl4-openssl-dev
+  libyaml-cpp-dev nlohmann-json3-dev libssl-dev libcurl4-openssl-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libtomlplusplus-dev libarchive-dev zlib1g-dev
   libzstd-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libcli11-dev libbenchmark-dev
+  # static archives (and pkg-config files) of libarchive's dependencies, for stowage-agent's
+  # static link (cmake/StowageStaticDeps.cmake)
+  nettle-dev liblzma-dev libbz2-dev libxml2-dev
 )
 test_packages=(
   # fuzz targets, lint

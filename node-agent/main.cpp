@@ -160,8 +160,6 @@ int main(int argc, char** argv) {
         nullptr);
     stowage::http::HealthServer metrics(f.metrics_addr, nullptr,
                                         [&agent] { return agent.metrics_text(); });
-    // Two listeners answering a probe and a scrape now and then: a small pool, not 40 threads.
-    stowage::http::HealthServer::set_io_threads(2);
     health.start();
     metrics.start();
     spdlog::info("node={} health={} metrics={} cri={} host_root={} store_dir={} export_dir={}",

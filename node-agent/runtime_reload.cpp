@@ -15,25 +15,11 @@
 #include <utility>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "cri/client.h"
 
 namespace stowage::agent {
 namespace {
-
-// Closes a file descriptor on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 int open_pidfd(pid_t pid) {
 #ifdef SYS_pidfd_open

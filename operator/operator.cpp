@@ -291,6 +291,7 @@ void Operator::lead(const std::optional<kube::LeaderGuard>& guard, std::stop_tok
     std::lock_guard lock(pending_mu_);
     pending_writes_.clear();  // a new term reads what the informer shows
   }
+  std::jthread size_fetcher([this](std::stop_token s) { fetch_sizes(std::move(s)); });
   spdlog::info("msg=\"reconciling as leader\" identity={} term={}", options_.identity,
                guard ? guard->term() : 0);
   queue_.add(kClusterKey);
@@ -321,6 +322,13 @@ void Operator::lead(const std::optional<kube::LeaderGuard>& guard, std::stop_tok
     malloc_trim(0);
     std::lock_guard lock(stats_mu_);
     ++stats_.reconciles;
+  }
+  size_fetcher.request_stop();
+  size_fetcher.join();
+  {
+    std::lock_guard lock(sizes_mu_);
+    sizes_queued_.clear();
+    sizes_pending_.clear();
   }
   leader_.set(0);
   leading_ = false;
@@ -720,11 +728,14 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
   }
   std::erase_if(resolved_, [&](const auto& entry) { return !wanted.contains(entry.first); });
 
+  {
+    std::lock_guard lock(sizes_mu_);
+    for (auto& [key, done] : sizes_done_) {
+      if (wanted.contains(key)) resolved_.insert_or_assign(key, std::move(done));
+    }
+    sizes_done_.clear();
+  }
   const Clock::TimePoint now = clock_.now();
-  // Sizes of digest references are optional: a reconcile spends at most this long fetching them
-  // (an unreachable registry must not hold up every node's plan); the rest come next time.
-  const Clock::TimePoint sizes_deadline = now + std::chrono::seconds(2);
-  bool sizes_left = false;
   Clock::Duration next = options_.refresh_interval;
   for (const auto& want : wanted) {
     const std::string& key = want.first;
@@ -740,20 +751,15 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
       return r.at + wait;
     };
     const bool is_due = it == resolved_.end() || due(it->second) <= now;
-    if (is_due && job.by_digest && clock_.now() >= sizes_deadline) {
-      sizes_left = true;
+    if (is_due && job.by_digest) {
+      queue_size_fetch(key, job);  // its result queues a reconcile
       continue;
     }
     if (is_due) {
       Resolved fresh = resolve_one(job, it == resolved_.end() ? nullptr : &it->second);
       fresh.at = clock_.now();
       fresh.interval = job.interval;
-      if (job.by_digest) {
-        if (fresh.failure) {
-          spdlog::info("msg=\"image size unknown\" image={} reason={} error=\"{}\"", job.name,
-                       fresh.failure->reason, fresh.failure->message);
-        }
-      } else if (fresh.digest) {
+      if (fresh.digest) {
         spdlog::info("msg=\"resolved tag\" image={} digest={} size={}", job.name, *fresh.digest,
                      fresh.size ? std::to_string(*fresh.size) : std::string("unknown"));
       } else {
@@ -772,7 +778,6 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
     next = std::min(
         next, std::max<Clock::Duration>(due(it->second) - clock_.now(), std::chrono::seconds(1)));
   }
-  if (sizes_left) next = std::min<Clock::Duration>(next, std::chrono::seconds(5));
   for (const auto& [ic_key, names] : job_of) {
     for (const auto& [name, key] : names) {
       const auto found = resolved_.find(key);
@@ -789,6 +794,64 @@ Clock::Duration Operator::resolve_tags(PlannerInput& in, const PullSecretSyncPla
     }
   }
   return next;
+}
+
+void Operator::queue_size_fetch(const std::string& key, const ResolveJob& job) {
+  std::lock_guard lock(sizes_mu_);
+  if (!sizes_pending_.insert(key).second) return;  // queued or being fetched already
+  sizes_queued_.emplace_back(key, std::make_shared<const ResolveJob>(job));
+  sizes_cv_.notify_one();
+}
+
+void Operator::fetch_sizes(std::stop_token stop) {
+  // Registries that did not answer: for a minute, the other digests they serve are not asked
+  // (hundreds of images on one unreachable registry fail at once, not one slow attempt each).
+  std::map<std::string, std::pair<Clock::TimePoint, std::string>> unreachable;
+  while (true) {
+    std::pair<std::string, std::shared_ptr<const ResolveJob>> next;
+    {
+      std::unique_lock lock(sizes_mu_);
+      if (!sizes_cv_.wait(lock, stop, [&] { return !sizes_queued_.empty(); })) return;
+      next = std::move(sizes_queued_.front());
+      sizes_queued_.pop_front();
+    }
+    const ResolveJob& job = *next.second;
+    std::set<std::string> hosts;
+    for (const auto& route : job.routes) {
+      for (const auto& source : route) hosts.insert(source.reference.domain);
+    }
+    const Clock::TimePoint started = clock_.now();
+    const bool skip = !hosts.empty() && std::all_of(hosts.begin(), hosts.end(), [&](const auto& h) {
+      const auto u = unreachable.find(h);
+      return u != unreachable.end() && u->second.first > started;
+    });
+    Resolved fresh;
+    if (skip) {
+      fresh.failure = Unresolved{
+          "Unavailable", fmt::format("{} did not answer a moment ago: {}", fmt::join(hosts, ", "),
+                                     unreachable.at(*hosts.begin()).second)};
+    } else {
+      fresh = resolve_one(job, nullptr);
+      if (fresh.failure && fresh.failure->reason == "Unavailable") {
+        for (const auto& h : hosts) {
+          unreachable[h] = {clock_.now() + std::chrono::minutes(1), fresh.failure->message};
+        }
+      }
+    }
+    fresh.at = clock_.now();
+    fresh.interval = job.interval;
+    if (fresh.failure) {
+      spdlog::info("msg=\"image size unknown\" image={} reason={} error=\"{}\"", job.name,
+                   fresh.failure->reason, fresh.failure->message);
+    }
+    {
+      std::lock_guard lock(sizes_mu_);
+      sizes_pending_.erase(next.first);
+      sizes_done_.insert_or_assign(next.first, std::move(fresh));
+    }
+    // Results arriving one after another share one reconcile.
+    queue_.add_after(kClusterKey, std::chrono::seconds(5));
+  }
 }
 
 PullSecretSyncInput Operator::build_secret_input(const PlannerInput& in) {
@@ -1075,18 +1138,31 @@ void Operator::apply_plan(const Plan& plan, const std::optional<kube::LeaderGuar
 
 Clock::Duration Operator::reconcile(const std::optional<kube::LeaderGuard>& guard) {
   check_may_act(guard);
+  // Where a reconcile's time goes, logged at debug level: reading the caches, resolving,
+  // planning, writing.
+  Clock::TimePoint mark = clock_.now();
+  const auto lap = [&] {
+    const Clock::TimePoint now = clock_.now();
+    return std::chrono::duration<double>(now - std::exchange(mark, now)).count();
+  };
   // Discovery is cached; the planner and the MachineConfig controller must agree on it.
   const bool machine_config_api = machine_configs_->discover();
   PlannerInput in = build_input();
   in.machine_config_api = machine_config_api;
   const PullSecretSyncPlan secrets = plan_pull_secrets(build_secret_input(in));
   in.pull_secret_problems = secrets.problems;
+  const double input_s = lap();
   const Clock::Duration next = resolve_tags(in, secrets);
+  const double resolve_s = lap();
   const Plan plan = plan_cluster(in);
+  const double plan_s = lap();
   // Copies first (NodeCaches are about to name them), unreferenced copies last.
   apply_secret_copies(secrets, guard);
   apply_plan(plan, guard);
   delete_secret_copies(secrets, guard);
+  spdlog::debug("msg=\"reconciled\" nodes={} input_s={:.3f} resolve_s={:.3f} plan_s={:.3f} "
+                "write_s={:.3f}",
+                plan.node_caches.size(), input_s, resolve_s, plan_s, lap());
   if (machine_config_api) {
     const MachineConfigResult mc = machine_configs_->reconcile(in.registry_configs, in.now, guard);
     for (std::int64_t i = 0; i < mc.writes; ++i) count_write();

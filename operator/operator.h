@@ -10,7 +10,8 @@
 // and layers, compressed: what a pull downloads) is summed from them. For an index, the manifest
 // of the operator's own platform (oci::host_platform(), as the nodes are assumed to run) is
 // fetched once more, only when the digest moved or its size is not known yet. A digest
-// reference is GET once for its size, and again per refresh interval only while that fails.
+// reference is GET once for its size, and again per refresh interval only while that fails, on a
+// thread of its own (a slow registry never holds up a plan).
 // A size that cannot be learned is left out; it never makes an image unresolved. Credentials
 // are the ImageCache's usable pull secrets (matched as kubelet's keyring does, the mirror's own
 // entry first, then the image's); the route is the pull sources (mirrors, then the primary) of the
@@ -25,14 +26,18 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <stop_token>
+#include <thread>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -189,6 +194,17 @@ class Operator {
   // resourceVersion of each NodeCache as the last current_node_caches() read it; reconcile
   // thread writes, the writers of that reconcile read.
   std::map<std::string, std::string> versions_seen_;
+
+  // Sizes of digest references are fetched on a thread of their own while leading, so that a
+  // slow or unreachable registry never holds up a plan: a reconcile queues what is due and takes
+  // what is done; each result queues a reconcile (coalesced) to carry it into NodeCache specs.
+  void fetch_sizes(std::stop_token stop);
+  void queue_size_fetch(const std::string& key, const ResolveJob& job);
+  std::mutex sizes_mu_;  // guards the three below
+  std::condition_variable_any sizes_cv_;
+  std::deque<std::pair<std::string, std::shared_ptr<const ResolveJob>>> sizes_queued_;
+  std::set<std::string> sizes_pending_;  // keys queued or being fetched
+  std::map<std::string, Resolved> sizes_done_;
 
   std::atomic<bool> leading_{false};
   // Used by the reconcile thread only (one term at a time).

@@ -1,80 +1,164 @@
-// cpprestsdk's U() macro collides with fmt/spdlog; the target defines _TURN_OFF_PLATFORM_STRING.
 #include "http/health_server.h"
 
 #include <arpa/inet.h>
-#include <cpprest/http_listener.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pplx/threadpool.h>
+#include <poll.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <cstring>
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "base/error.h"
+#include "base/fd.h"
 
 namespace stowage::http {
 namespace {
 
-namespace cl = web::http::experimental::listener;
-using web::http::http_request;
-using web::http::http_response;
-using web::http::status_code;
+using Steady = std::chrono::steady_clock;
 
-constexpr int kPortAttempts = 8;
+// A request head larger than this is answered with 431; the body of a GET is never read.
+constexpr std::size_t kMaxRequestBytes = std::size_t{8} * 1024;
+// Connections served at once; more wait in the listen backlog.
+constexpr std::size_t kMaxConnections = 32;
+constexpr int kListenBacklog = 64;
+// From accept to the last byte of the response (and the peer's close after it).
+constexpr auto kConnectionTimeout = std::chrono::seconds(5);
+// How long accepting pauses after accept() fails for want of descriptors or memory.
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 constexpr std::string_view kTextType = "text/plain; charset=utf-8";
 constexpr std::string_view kMetricsType = "text/plain; version=0.0.4; charset=utf-8";
-
-// Asks the kernel for a free TCP port on host by binding port 0; the socket is closed again.
-std::uint16_t pick_free_port(const std::string& host) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  if (const int rc = getaddrinfo(host.c_str(), "0", &hints, &found); rc != 0) {
-    throw Error(Code::kInvalidArgument,
-                "resolving listen host " + host + ": " + std::string(gai_strerror(rc)));
-  }
-  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(found, &freeaddrinfo);
-  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    throw Error(Code::kResourceExhausted, "creating a socket to pick a free port failed");
-  }
-  sockaddr_storage bound{};
-  socklen_t length = sizeof(bound);
-  const bool ok = ::bind(fd, found->ai_addr, found->ai_addrlen) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) == 0;
-  ::close(fd);
-  if (!ok) {
-    throw Error(Code::kUnavailable, "no free port on " + host);
-  }
-  return bound.ss_family == AF_INET6
-             ? ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port)
-             : ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
-}
 
 std::string authority(const std::string& host, std::uint16_t port) {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-void reply(const http_request& request, status_code status, std::string body,
-           std::string_view content_type) {
-  http_response response(status);
-  response.set_body(std::move(body), std::string(content_type));
-  // A task whose exception nobody observes terminates the process; the client may be gone.
-  request.reply(response).then([](const pplx::task<void>& done) {
-    try {
-      done.get();
-    } catch (const std::exception& e) {
-      spdlog::debug("health server: reply not delivered: {}", e.what());
-    }
-  });
+std::uint16_t bound_port(int fd) {
+  sockaddr_storage bound{};
+  socklen_t length = sizeof(bound);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
+    return 0;
+  }
+  return bound.ss_family == AF_INET6
+             ? ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port)
+             : ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
 }
+
+// A non-blocking listening socket on the first address the host resolves to that accepts it.
+Fd listen_on(const ListenAddress& where, const std::string& address) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(where.port);
+  if (const int rc = getaddrinfo(where.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    throw Error(Code::kInvalidArgument,
+                "resolving listen host " + where.host + ": " + std::string(gai_strerror(rc)));
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(found, &freeaddrinfo);
+  std::string last_error = "no address to listen on";
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    Fd fd(::socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    const int on = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) == 0 &&
+        ::listen(fd.get(), kListenBacklog) == 0) {
+      return fd;
+    }
+    last_error = std::strerror(errno);
+  }
+  throw Error(Code::kUnavailable, "health server: listening on " + address + ": " + last_error);
+}
+
+std::string_view reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+std::string response(int status, std::string_view body, std::string_view content_type) {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason(status)) +
+                    "\r\nContent-Type: " + std::string(content_type) +
+                    "\r\nContent-Length: " + std::to_string(body.size()) +
+                    (status == 405 ? "\r\nAllow: GET" : "") + "\r\nConnection: close\r\n\r\n";
+  out += body;
+  return out;
+}
+
+// The end of the request head ("\r\n\r\n", or "\n\n" from lenient clients), if it has arrived.
+std::optional<std::size_t> head_end(std::string_view in) {
+  const auto crlf = in.find("\r\n\r\n");
+  const auto lf = in.find("\n\n");
+  if (crlf == std::string_view::npos && lf == std::string_view::npos) {
+    return std::nullopt;
+  }
+  return std::min(crlf, lf);
+}
+
+struct RequestLine {
+  std::string_view method;
+  std::string_view path;  // without query or fragment
+};
+
+// "GET /readyz?verbose HTTP/1.1" → {GET, /readyz}; nullopt when malformed.
+std::optional<RequestLine> parse_request_line(std::string_view head) {
+  std::string_view line = head.substr(0, head.find('\n'));
+  if (!line.empty() && line.back() == '\r') {
+    line.remove_suffix(1);
+  }
+  const auto first = line.find(' ');
+  const auto last = line.rfind(' ');
+  if (first == std::string_view::npos || first == last || first == 0 ||
+      !line.substr(last + 1).starts_with("HTTP/1.")) {
+    return std::nullopt;
+  }
+  RequestLine out{line.substr(0, first), line.substr(first + 1, last - first - 1)};
+  out.path = out.path.substr(0, out.path.find_first_of("?#"));
+  if (!out.path.starts_with('/')) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+// One accepted connection: read the head, write the response, then read until the peer closes
+// (so unread input never turns the close into a reset that loses the response).
+struct Connection {
+  enum class State { kReading, kWriting, kDraining, kDone };
+
+  Connection(Fd socket, Steady::time_point until) : fd(std::move(socket)), deadline(until) {}
+
+  Fd fd;
+  Steady::time_point deadline;
+  State state = State::kReading;
+  std::string in;
+  std::string out;
+  std::size_t written = 0;
+};
 
 }  // namespace
 
@@ -119,43 +203,165 @@ ListenAddress parse_listen_address(std::string_view text) {
 }
 
 struct HealthServer::Impl {
+  // A listening socket and the thread serving it; destroying it after stop() closes both.
+  struct Listener {
+    Fd socket;
+    Fd wake;  // eventfd: written by stop() to end the thread's poll
+    std::uint16_t port = 0;
+    std::jthread thread;
+  };
+
   Impl(std::string a, ReadinessCheck r, MetricsRender m)
       : address(std::move(a)), readiness(std::move(r)), metrics(std::move(m)) {}
 
-  void handle(const http_request& request) {
-    const std::string path = request.relative_uri().path();
+  // The whole response to a request head.
+  std::string respond(std::string_view head) const {
+    const auto request = parse_request_line(head);
+    if (!request) {
+      return response(400, "malformed request\n", kTextType);
+    }
+    const std::string_view path = request->path;
     try {
-      if (request.method() != web::http::methods::GET) {
-        reply(request, web::http::status_codes::MethodNotAllowed, "only GET is served\n",
-              kTextType);
-      } else if (path == "/healthz") {
-        reply(request, web::http::status_codes::OK, "ok\n", kTextType);
-      } else if (path == "/readyz") {
-        const Readiness state = readiness ? readiness() : Readiness{};
-        if (state.ready) {
-          reply(request, web::http::status_codes::OK, "ok\n", kTextType);
-        } else {
-          reply(request, web::http::status_codes::ServiceUnavailable,
-                "not ready: " + state.message + "\n", kTextType);
-        }
-      } else if (path == "/metrics") {
-        reply(request, web::http::status_codes::OK, metrics ? metrics() : std::string(),
-              kMetricsType);
-      } else {
-        reply(request, web::http::status_codes::NotFound, "not found\n", kTextType);
+      if (request->method != "GET") {
+        return response(405, "only GET is served\n", kTextType);
       }
+      if (path == "/healthz") {
+        return response(200, "ok\n", kTextType);
+      }
+      if (path == "/readyz") {
+        const Readiness state = readiness ? readiness() : Readiness{};
+        return state.ready ? response(200, "ok\n", kTextType)
+                           : response(503, "not ready: " + state.message + "\n", kTextType);
+      }
+      if (path == "/metrics") {
+        return response(200, metrics ? metrics() : std::string(), kMetricsType);
+      }
+      return response(404, "not found\n", kTextType);
     } catch (const std::exception& e) {
       spdlog::error("health server: handling path={} failed: {}", path, e.what());
-      reply(request, web::http::status_codes::InternalError, "internal error\n", kTextType);
+      return response(500, "internal error\n", kTextType);
+    }
+  }
+
+  // Moves a connection on as far as its socket allows without blocking.
+  void advance(Connection& c) const {
+    char buffer[4096];
+    if (c.state == Connection::State::kReading) {
+      const ssize_t n = ::recv(c.fd.get(), buffer, sizeof(buffer), 0);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        c.state = Connection::State::kDone;
+        return;
+      }
+      if (n < 0) {
+        return;
+      }
+      c.in.append(buffer, static_cast<std::size_t>(n));
+      if (const auto end = head_end(c.in)) {
+        c.out = respond(std::string_view(c.in).substr(0, *end));
+      } else if (c.in.size() >= kMaxRequestBytes) {
+        c.out = response(431, "request head too large\n", kTextType);
+      } else {
+        return;
+      }
+      c.in.clear();
+      c.state = Connection::State::kWriting;
+    }
+    if (c.state == Connection::State::kWriting) {
+      const ssize_t n =
+          ::send(c.fd.get(), c.out.data() + c.written, c.out.size() - c.written, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+          c.state = Connection::State::kDone;
+        }
+        return;
+      }
+      c.written += static_cast<std::size_t>(n);
+      if (c.written == c.out.size()) {
+        ::shutdown(c.fd.get(), SHUT_WR);
+        c.state = Connection::State::kDraining;
+      }
+      return;
+    }
+    if (c.state == Connection::State::kDraining) {
+      const ssize_t n = ::recv(c.fd.get(), buffer, sizeof(buffer), 0);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        c.state = Connection::State::kDone;
+      }
+    }
+  }
+
+  // The server thread: accepts and serves connections until the wake descriptor is written.
+  void serve(int listen_fd, int wake_fd) const {
+    pthread_setname_np(pthread_self(), "health-http");
+    std::vector<Connection> connections;
+    std::vector<pollfd> fds;
+    Steady::time_point accept_paused_until;
+    for (;;) {
+      const auto now = Steady::now();
+      int timeout_ms = -1;
+      const auto wake_by = [&](Steady::time_point at) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(at - now).count();
+        const int wait_ms = static_cast<int>(std::max<long long>(left, 0));
+        timeout_ms = timeout_ms < 0 ? wait_ms : std::min(timeout_ms, wait_ms);
+      };
+      const bool accepting = connections.size() < kMaxConnections && now >= accept_paused_until;
+      if (now < accept_paused_until) {
+        wake_by(accept_paused_until);
+      }
+      fds.clear();
+      fds.push_back({wake_fd, POLLIN, 0});
+      fds.push_back({listen_fd, static_cast<short>(accepting ? POLLIN : 0), 0});
+      for (const Connection& c : connections) {
+        fds.push_back(
+            {c.fd.get(),
+             static_cast<short>(c.state == Connection::State::kWriting ? POLLOUT : POLLIN), 0});
+        wake_by(c.deadline);
+      }
+      if (::poll(fds.data(), fds.size(), timeout_ms) < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        spdlog::error("health server: poll failed: {}", std::strerror(errno));
+        return;
+      }
+      if (fds[0].revents != 0) {
+        return;
+      }
+      const auto after = Steady::now();
+      for (std::size_t i = 0; i < connections.size(); ++i) {
+        Connection& c = connections[i];
+        if (fds[i + 2].revents != 0) {
+          advance(c);
+        }
+        if (after >= c.deadline) {
+          c.state = Connection::State::kDone;
+        }
+      }
+      std::erase_if(connections,
+                    [](const Connection& c) { return c.state == Connection::State::kDone; });
+      if ((fds[1].revents & POLLIN) != 0) {
+        while (connections.size() < kMaxConnections) {
+          Fd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+          if (!fd) {
+            // EAGAIN, or a connection that failed before it was taken; out of descriptors or
+            // memory, the pending connection stays readable, so wait instead of spinning.
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+              spdlog::warn("health server: accepting failed: {}", std::strerror(errno));
+              accept_paused_until = after + kAcceptPause;
+            }
+            break;
+          }
+          connections.emplace_back(std::move(fd), after + kConnectionTimeout);
+        }
+      }
     }
   }
 
   const std::string address;
   const ReadinessCheck readiness;
   const MetricsRender metrics;
-  std::mutex mutex;  // guards listener and port across start/stop/port
-  std::unique_ptr<cl::http_listener> listener;
-  std::uint16_t port = 0;
+  mutable std::mutex mutex;  // guards listener across start/stop/port
+  std::unique_ptr<Listener> listener;
 };
 
 HealthServer::HealthServer(std::string address, ReadinessCheck readiness, MetricsRender metrics)
@@ -175,52 +381,38 @@ void HealthServer::start() {
   if (impl_->listener) {
     return;
   }
-  const int attempts = where.port == 0 ? kPortAttempts : 1;
-  std::string last_error;
-  for (int attempt = 0; attempt < attempts; ++attempt) {
-    const std::uint16_t port = where.port != 0 ? where.port : pick_free_port(where.host);
-    auto listener =
-        std::make_unique<cl::http_listener>("http://" + authority(where.host, port) + "/");
-    Impl* impl = impl_.get();
-    listener->support([impl](const http_request& request) { impl->handle(request); });
-    try {
-      listener->open().wait();
-    } catch (const std::exception& e) {
-      last_error = e.what();
-      continue;  // the port was taken in between; pick another
-    }
-    impl_->listener = std::move(listener);
-    impl_->port = port;
-    spdlog::info("health server listening address={}", authority(where.host, port));
-    return;
+  auto listener = std::make_unique<Impl::Listener>();
+  listener->socket = listen_on(where, impl_->address);
+  listener->port = bound_port(listener->socket.get());
+  listener->wake = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!listener->wake) {
+    throw Error(Code::kResourceExhausted,
+                "health server: creating an eventfd failed: " + std::string(std::strerror(errno)));
   }
-  throw Error(Code::kUnavailable,
-              "health server: listening on " + impl_->address + ": " + last_error);
+  listener->thread =
+      std::jthread([impl = impl_.get(), listen_fd = listener->socket.get(),
+                    wake_fd = listener->wake.get()] { impl->serve(listen_fd, wake_fd); });
+  spdlog::info("health server listening address={}", authority(where.host, listener->port));
+  impl_->listener = std::move(listener);
 }
 
 std::uint16_t HealthServer::port() const {
   std::lock_guard lock(impl_->mutex);
-  return impl_->port;
+  return impl_->listener ? impl_->listener->port : 0;
 }
 
 void HealthServer::stop() {
-  std::unique_ptr<cl::http_listener> listener;
+  std::unique_ptr<Impl::Listener> listener;
   {
     std::lock_guard lock(impl_->mutex);
     listener = std::move(impl_->listener);
-    impl_->port = 0;
   }
   if (listener) {
-    listener->close().wait();
-  }
-}
-
-bool HealthServer::set_io_threads(std::size_t threads) {
-  try {
-    crossplat::threadpool::initialize_with_threads(threads);
-    return true;
-  } catch (const std::exception&) {
-    return false;
+    const std::uint64_t one = 1;
+    if (::write(listener->wake.get(), &one, sizeof(one)) != sizeof(one)) {
+      spdlog::error("health server: waking the server thread failed: {}", std::strerror(errno));
+    }
+    listener->thread.join();
   }
 }
 

@@ -1,6 +1,6 @@
 // The small HTTP server every Stowage binary runs for probes and scraping: GET /healthz (the
 // process is alive), /readyz (the readiness callback says so) and /metrics (Prometheus text from
-// the render callback). Built on cpprestsdk's http_listener, whose headers stay out of this one.
+// the render callback). HTTP/1.1, one thread per server, one response per connection.
 // Usage: HealthServer s("127.0.0.1:0", ready_fn, metrics_fn); s.start(); ... s.port(); s.stop();
 #pragma once
 
@@ -33,8 +33,9 @@ class HealthServer {
   using ReadinessCheck = std::function<Readiness()>;
   using MetricsRender = std::function<std::string()>;
 
-  // Callbacks run on the server's threads, possibly concurrently; they must be thread-safe.
-  // An unset readiness callback means always ready; an unset metrics callback serves nothing.
+  // Callbacks run on the server's thread; two servers may run theirs at the same time, so they
+  // must be thread-safe. An unset readiness callback means always ready; an unset metrics
+  // callback serves an empty body.
   HealthServer(std::string address, ReadinessCheck readiness, MetricsRender metrics);
   ~HealthServer();  // stops
   HealthServer(const HealthServer&) = delete;
@@ -42,22 +43,14 @@ class HealthServer {
 
   // Starts listening; returns once the port accepts connections. Throws InvalidArgument for a
   // malformed address and Unavailable when it cannot listen.
-  //
-  // cpprestsdk cannot report the port it bound, so for port 0 the server picks one itself: it
-  // binds a socket to port 0 on the host, reads the port the kernel chose, closes the socket and
-  // listens on that port. Another process could take the port in between; the server then picks
-  // again (a few attempts) before giving up.
   void start();
 
-  // The port listened on (the real one when 0 was asked); 0 before start().
+  // The port listened on (the one the kernel chose when 0 was asked); 0 before start().
   std::uint16_t port() const;
 
-  // Stops listening and waits for the listener to close. Idempotent; start() may follow.
+  // Stops listening, closes open connections and joins the server thread. Idempotent; start()
+  // may follow.
   void stop();
-
-  // Sizes cpprestsdk's process-wide thread pool (40 threads unless set). Only main() should call
-  // it, before the first start(); returns false if the pool was already created.
-  static bool set_io_threads(std::size_t threads);
 
  private:
   struct Impl;

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "kube/encoding.h"
 
 extern char** environ;
@@ -65,25 +66,6 @@ struct ProcessResult {
   int exit_code = -1;  // 128 + signal when a signal ended it
   std::string out;
   std::string err;
-};
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
 };
 
 // Starts argv[0] (looked up on PATH when it has no '/') with `environment`, stdin from /dev/null,

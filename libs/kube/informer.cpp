@@ -180,7 +180,16 @@ std::vector<ObjectPtr> Informer::by_index(std::string_view index, std::string_vi
   return out;
 }
 
+json Informer::prepare(json object) {
+  if (object_key(object).empty()) return object;  // replace() skips it, with a warning
+  return kept_form(object);
+}
+
 ObjectPtr Informer::keep(const json& object) const {
+  return std::make_shared<const json>(kept_form(object));
+}
+
+json Informer::kept_form(const json& object) const {
   json kept = transform_(object);
   if (!kept.is_object()) kept = json::object();
   // The cache needs these whatever the transform dropped.
@@ -190,7 +199,7 @@ ObjectPtr Informer::keep(const json& object) const {
     const std::string v = metadata_string(object, field);
     if (!v.empty() && !meta.contains(field)) meta[field] = v;
   }
-  return std::make_shared<const json>(std::move(kept));
+  return kept;
 }
 
 void Informer::index_add(IndexValues& values, const std::string& key, const json& object) const {
@@ -218,13 +227,13 @@ void Informer::replace(std::vector<json> objects, const std::string& resource_ve
   Objects fresh;
   IndexValues fresh_values;
   for (const auto& [name, fn] : index_fns_) fresh_values[name];
-  for (const auto& object : objects) {
+  for (auto& object : objects) {
     const std::string key = object_key(object);
     if (key.empty()) {
       spdlog::warn("informer skipping a listed object without metadata.name");
       continue;
     }
-    ObjectPtr kept = keep(object);
+    auto kept = std::make_shared<const json>(std::move(object));  // prepare() transformed it
     index_add(fresh_values, key, *kept);
     fresh[key] = std::move(kept);
   }

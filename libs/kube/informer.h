@@ -103,10 +103,14 @@ class Informer final : private ReflectorStore {
   // index name → value → keys
   using IndexValues = std::map<std::string, std::unordered_map<std::string, std::set<std::string>>>;
 
+  // Listed objects are transformed page by page (prepare), so replace() only stores them.
+  nlohmann::json prepare(nlohmann::json object) override;
   void replace(std::vector<nlohmann::json> objects, const std::string& resource_version) override;
   void apply(nlohmann::json object) override;
   void remove(nlohmann::json object) override;
 
+  // `object` after the transform, with name, namespace and resourceVersion kept.
+  nlohmann::json kept_form(const nlohmann::json& object) const;
   ObjectPtr keep(const nlohmann::json& object) const;
   void index_add(IndexValues& values, const std::string& key, const nlohmann::json& object) const;
   void index_remove(IndexValues& values, const std::string& key,

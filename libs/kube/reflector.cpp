@@ -197,34 +197,31 @@ void Reflector::list_and_replace() {
   // must never go back in time.
   std::vector<json> items;
   std::string rv;
-  std::string item_kind;
-  std::string item_api_version;
   client_.list_pages(options_.collection, options, options_.page_size, [&](json& page) {
     if (const auto m = page.find("metadata"); m != page.end() && m->is_object()) {
       if (const auto v = m->find("resourceVersion"); v != m->end() && v->is_string()) rv = *v;
     }
+    std::string item_kind;
     const std::string kind = page.value("kind", "");
-    if (kind.size() > 4 && kind.ends_with("List")) {
-      item_kind = kind.substr(0, kind.size() - 4);
-      item_api_version = page.value("apiVersion", "");
-    }
-    if (const auto it = page.find("items"); it != page.end() && it->is_array()) {
-      for (auto& item : *it) items.push_back(std::move(item));
+    if (kind.size() > 4 && kind.ends_with("List")) item_kind = kind.substr(0, kind.size() - 4);
+    const std::string item_api_version = page.value("apiVersion", "");
+    const auto it = page.find("items");
+    if (it == page.end() || !it->is_array()) return;
+    for (auto& item : *it) {
+      if (!item.is_object()) {
+        throw Error(Code::kDataLoss, fmt::format("list {}: an item is not an object", name_));
+      }
+      // List items carry no apiVersion/kind; watch events do. Make cached objects look alike.
+      if (!item_kind.empty() && !item.contains("kind")) {
+        item["kind"] = item_kind;
+        item["apiVersion"] = item_api_version;
+      }
+      items.push_back(store_.prepare(std::move(item)));
     }
   });
   if (rv.empty()) {
     throw Error(Code::kDataLoss,
                 fmt::format("list {}: the answer has no metadata.resourceVersion", name_));
-  }
-  // List items carry no apiVersion/kind; watch events do. Make cached objects look alike.
-  for (auto& item : items) {
-    if (!item.is_object()) {
-      throw Error(Code::kDataLoss, fmt::format("list {}: an item is not an object", name_));
-    }
-    if (!item_kind.empty() && !item.contains("kind")) {
-      item["kind"] = item_kind;
-      item["apiVersion"] = item_api_version;
-    }
   }
   const std::size_t count = items.size();
   store_.replace(std::move(items), rv);

@@ -30,7 +30,12 @@ namespace stowage::kube {
 class ReflectorStore {
  public:
   virtual ~ReflectorStore() = default;
-  // The complete state as of `resource_version` (a LIST): replaces everything held before.
+  // Each listed object as its page arrives, with apiVersion and kind set: returns what to hand
+  // to replace() for it. A store that keeps less than the whole object trims here, so a LIST of
+  // thousands of objects is never held whole.
+  virtual nlohmann::json prepare(nlohmann::json object) { return object; }
+  // The complete state as of `resource_version` (a LIST), each object as prepare() returned it:
+  // replaces everything held before.
   virtual void replace(std::vector<nlohmann::json> objects,
                        const std::string& resource_version) = 0;
   // An object was added or modified.

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/fd.h"
 
 extern char** environ;
 
@@ -31,23 +32,6 @@ namespace stowage::test {
 namespace {
 
 using std::chrono::milliseconds;
-
-// Closes a file descriptor on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
 
 [[noreturn]] void throw_sys(std::string_view doing) {
   const int err = errno;

@@ -1,6 +1,7 @@
-// HealthServer (cpprestsdk) probed by http::Client over loopback: the three endpoints, readiness
+// HealthServer probed by http::Client and raw sockets over loopback: the three endpoints, readiness
 // following its callback, a failing callback answered with 500, the real port reported for
-// "127.0.0.1:0", and the port released on stop().
+// "127.0.0.1:0", the port released on stop(), oversized and malformed requests, and a client that
+// sends nothing not holding up the others.
 #include "http/health_server.h"
 
 #include <arpa/inet.h>
@@ -34,6 +35,32 @@ class HealthServerTest : public ::testing::Test {
     ClientOptions o;
     o.proxy = "";
     return o;
+  }
+
+  // Connects to 127.0.0.1:port; the caller closes the socket.
+  static int connect_to(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    return fd;
+  }
+
+  // Sends raw bytes on a new connection and returns everything the server answers until it closes.
+  static std::string exchange(std::uint16_t port, const std::string& request) {
+    const int fd = connect_to(port);
+    EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    ::shutdown(fd, SHUT_WR);
+    std::string answer;
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0;) {
+      answer.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return answer;
   }
 
   Client client_{no_proxy()};
@@ -139,6 +166,40 @@ TEST_F(HealthServerTest, AFixedPortInUseIsUnavailable) {
     EXPECT_NE(std::string(e.what()).find(address), std::string::npos) << e.what();
   }
   ::close(fd);
+}
+
+TEST_F(HealthServerTest, AnswersOneRequestPerConnectionAndIgnoresTheQuery) {
+  HealthServer server("127.0.0.1:0", nullptr, nullptr);
+  server.start();
+  const std::string answer =
+      exchange(server.port(), "GET /healthz?verbose=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 200 OK\r\n")) << answer;
+  EXPECT_NE(answer.find("\r\nContent-Length: 3\r\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("\r\nConnection: close\r\n"), std::string::npos) << answer;
+  EXPECT_TRUE(answer.ends_with("\r\n\r\nok\n")) << answer;
+}
+
+TEST_F(HealthServerTest, MalformedAndOversizedRequestsAreRefused) {
+  HealthServer server("127.0.0.1:0", nullptr, nullptr);
+  server.start();
+  EXPECT_TRUE(exchange(server.port(), "hello\r\n\r\n").starts_with("HTTP/1.1 400 "));
+  EXPECT_TRUE(
+      exchange(server.port(), "HEAD /healthz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
+  const std::string huge =
+      "GET /healthz HTTP/1.1\r\nX-Filler: " + std::string(std::size_t{64} * 1024, 'a');
+  EXPECT_TRUE(exchange(server.port(), huge).starts_with("HTTP/1.1 431 "));
+  EXPECT_EQ(get(server.port(), "/healthz").status, 200);
+}
+
+TEST_F(HealthServerTest, AClientThatSendsNothingDoesNotHoldUpOthers) {
+  HealthServer server("127.0.0.1:0", nullptr, nullptr);
+  server.start();
+  const int idle = connect_to(server.port());
+  const int partial = connect_to(server.port());
+  ASSERT_EQ(::send(partial, "GET /hea", 8, MSG_NOSIGNAL), 8);
+  EXPECT_EQ(get(server.port(), "/healthz").status, 200);
+  ::close(partial);
+  ::close(idle);
 }
 
 TEST_F(HealthServerTest, AMalformedAddressIsInvalidArgument) {

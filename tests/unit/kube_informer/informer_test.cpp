@@ -390,6 +390,30 @@ TEST_F(InformerTest, CustomTransformKeepsOnlyWhatItReturnsPlusTheIdentity) {
                                            "resourceVersion":"5"}})"));
 }
 
+TEST_F(InformerTest, ListedObjectsAreTransformedPageByPageOnceEach) {
+  // Two pages: the transform of page 1's objects runs before page 2 is asked for, so a large
+  // LIST is never held whole before trimming, and no object is transformed twice.
+  json first = json::parse(list_answer("10", {cm("a", "5"), cm("b", "6")}).body);
+  first["metadata"]["continue"] = "page-2";
+  api_.push(Scripted{.body = first.dump()});
+  api_.push(list_answer("10", {cm("c", "7")}));
+  std::atomic<int> calls{0};
+  std::atomic<std::size_t> requests_at_second_call{0};
+  InformerOptions o = options();
+  o.transform = [&](const json& obj) {
+    if (++calls == 2) requests_at_second_call = api_.urls().size();
+    EXPECT_EQ(obj.value("kind", ""), "ConfigMap");  // set before the transform sees it
+    return json{{"metadata", {{"uid", obj["metadata"]["name"]}}}};
+  };
+  Informer& inf = make(std::move(o));
+  inf.start();
+  ASSERT_TRUE(inf.wait_until_synced(clock_.now() + seconds(5)));
+  EXPECT_EQ(calls.load(), 3);
+  EXPECT_EQ(requests_at_second_call.load(), 1u);
+  ASSERT_NE(inf.get("ns", "c"), nullptr);
+  EXPECT_EQ((*inf.get("ns", "c"))["metadata"]["uid"], "c");
+}
+
 TEST_F(InformerTest, SelectorsAndMetadataOnlyReachEveryRequest) {
   api_.push(list_answer("10", {}));
   InformerOptions o = options();
