@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/parallel.h"
 #include "http/client.h"
 #include "kube/client.h"
 #include "kube/config.h"
@@ -117,18 +118,6 @@ json make_node(int i) {
             {"images", images}}}};
 }
 
-template <typename Fn>
-void parallel_for(int n, int threads, Fn fn) {
-  std::atomic<int> next{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&] {
-      for (int i = next++; i < n; i = next++) fn(i);
-    });
-  }
-  for (auto& th : pool) th.join();
-}
-
 struct Row {
   std::string mode;
   double sync_s = 0;
@@ -165,10 +154,14 @@ Row run(Client& client, int n, int threads, bool metadata_only, int rev) {
   }
 
   const auto patch_start = Steady::now();
-  parallel_for(n, threads, [&](int i) {
-    client.patch({kNodes, "", fmt::format("bench-node-{:05d}", i), ""}, PatchType::kMerge,
-                 {{"metadata", {{"labels", {{"bench/rev", want}}}}}});
-  });
+  std::stop_source patch_stop;
+  stowage::run_parallel(
+      static_cast<std::size_t>(n), threads, patch_stop,
+      [&](std::size_t i) {
+        client.patch({kNodes, "", fmt::format("bench-node-{:05d}", i), ""}, PatchType::kMerge,
+                     {{"metadata", {{"labels", {{"bench/rev", want}}}}}});
+      },
+      "patching nodes");
   row.patch_s = seconds_since(patch_start);
   const auto deadline = Steady::now() + std::chrono::minutes(5);
   while (updates.load() < n && Steady::now() < deadline) {
@@ -213,7 +206,13 @@ int main(int argc, char** argv) {
     Client client(config, http, real_clock());
 
     const auto create_start = Steady::now();
-    parallel_for(n, threads, [&](int i) { client.create({kNodes, "", "", ""}, make_node(i)); });
+    std::stop_source create_stop;
+    stowage::run_parallel(
+        static_cast<std::size_t>(n), threads, create_stop,
+        [&](std::size_t i) {
+          client.create({kNodes, "", "", ""}, make_node(static_cast<int>(i)));
+        },
+        "creating nodes");
     const double create_s = seconds_since(create_start);
     const std::size_t node_bytes = client.get({kNodes, "", "bench-node-00000", ""}).dump().size();
     fmt::print(

@@ -35,6 +35,7 @@
 
 #include "api/meta.h"
 #include "base/clock.h"
+#include "base/parallel.h"
 #include "base/sha256.h"
 #include "http/client.h"
 #include "kube/client.h"
@@ -66,18 +67,6 @@ std::string load_average() {
   std::string a, b, c;
   in >> a >> b >> c;
   return fmt::format("{} {} {}", a, b, c);
-}
-
-template <typename Fn>
-void parallel_for(int n, int threads, Fn fn) {
-  std::atomic<int> next{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&] {
-      for (int i = next++; i < n; i = next++) fn(i);
-    });
-  }
-  for (auto& th : pool) th.join();
 }
 
 // ---- The cluster's shape -------------------------------------------------------------------
@@ -642,15 +631,19 @@ std::string nodecache_requests(const stowage::test::ControlPlane& plane) {
 double apply_rate(Client& client, const std::vector<json>& specs, int threads) {
   const PatchOptions options{.field_manager = "bench-probe", .force = true, .dry_run = false};
   const auto start = Steady::now();
-  parallel_for(static_cast<int>(specs.size()), threads, [&](int i) {
-    const std::string name = fmt::format("probe-{}-{:05d}", threads, i);
-    client.apply({stowage::api::node_caches_resource(), "", name, ""},
-                 {{"apiVersion", "stowage.io/v1alpha1"},
-                  {"kind", "NodeCache"},
-                  {"metadata", {{"name", name}}},
-                  {"spec", specs[static_cast<std::size_t>(i)]}},
-                 options);
-  });
+  std::stop_source stop;
+  stowage::run_parallel(
+      specs.size(), threads, stop,
+      [&](std::size_t i) {
+        const std::string name = fmt::format("probe-{}-{:05d}", threads, i);
+        client.apply({stowage::api::node_caches_resource(), "", name, ""},
+                     {{"apiVersion", "stowage.io/v1alpha1"},
+                      {"kind", "NodeCache"},
+                      {"metadata", {{"name", name}}},
+                      {"spec", specs[i]}},
+                     options);
+      },
+      "applying probe NodeCaches");
   return static_cast<double>(specs.size()) / seconds_since(start);
 }
 
@@ -768,18 +761,25 @@ int run(const Options& opt) {
   // Seed the cluster.
   const int n = opt.nodes;
   auto seed_start = Steady::now();
-  parallel_for(n, opt.threads, [&](int i) {
-    client.create({kNodes, "", "", ""}, make_node(i, n));
-  });
+  std::stop_source seed_stop;
+  stowage::run_parallel(
+      static_cast<std::size_t>(n), opt.threads, seed_stop,
+      [&](std::size_t i) {
+        client.create({kNodes, "", "", ""}, make_node(static_cast<int>(i), n));
+      },
+      "creating Nodes");
   const double nodes_s = seconds_since(seed_start);
   std::vector<CacheShape> caches;
   const std::string registry = fmt::format("127.0.0.1:{}", stowage::test::free_port());
   for (int k = 0; k < opt.image_caches; ++k) caches.push_back(cache_shape(k, n, registry));
   seed_start = Steady::now();
-  parallel_for(opt.image_caches, opt.threads, [&](int k) {
-    client.create({stowage::api::image_caches_resource(), caches[k].namespace_, "", ""},
-                  image_cache_object(caches[k]));
-  });
+  stowage::run_parallel(
+      caches.size(), opt.threads, seed_stop,
+      [&](std::size_t k) {
+        client.create({stowage::api::image_caches_resource(), caches[k].namespace_, "", ""},
+                      image_cache_object(caches[k]));
+      },
+      "creating ImageCaches");
   const double caches_s = seconds_since(seed_start);
   client.create({stowage::api::registry_configs_resource(), "", "", ""}, cluster_registry_config());
   client.create({stowage::api::registry_configs_resource(), "", "", ""}, gpu_registry_config());

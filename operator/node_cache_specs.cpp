@@ -8,35 +8,26 @@
 #include "api/node_cache.h"
 #include "base/error.h"
 #include "base/sha256.h"
+#include "kube/informer.h"
 
 namespace stowage::op {
 namespace {
 
 using nlohmann::json;
 
-// The members of `from` named in `fields` that it has, as a new object.
-json pick(const json& from, std::initializer_list<const char*> fields) {
-  json out = json::object();
-  if (!from.is_object()) return out;
-  for (const char* field : fields) {
-    if (const auto f = from.find(field); f != from.end()) out[field] = *f;
-  }
-  return out;
-}
-
 json trim_status(const json& status) {
   json kept = json::object();
   if (const auto r = status.find("registries"); r != status.end()) {
-    kept["registries"] = pick(*r, {"appliedHash", "state", "message"});
+    kept["registries"] = kube::pick_fields(*r, {"appliedHash", "state", "message"});
   }
   if (const auto r = status.find("runtime"); r != status.end()) {
-    kept["runtime"] = pick(*r, {"name"});
+    kept["runtime"] = kube::pick_fields(*r, {"name"});
   }
   const auto keep_list = [&](const char* list, std::initializer_list<const char*> fields) {
     const auto items = status.find(list);
     if (items == status.end() || !items->is_array()) return;
     json a = json::array();
-    for (const json& item : *items) a.push_back(pick(item, fields));
+    for (const json& item : *items) a.push_back(kube::pick_fields(item, fields));
     kept[list] = std::move(a);
   };
   keep_list("images", {"name", "digest", "state", "message"});
@@ -47,9 +38,9 @@ json trim_status(const json& status) {
 }  // namespace
 
 json NodeCacheSpecs::trim(const json& object) {
-  json out = pick(object, {"apiVersion", "kind"});
+  json out = kube::pick_fields(object, {"apiVersion", "kind"});
   if (const auto m = object.find("metadata"); m != object.end()) {
-    out["metadata"] = pick(*m, {"name", "uid", "resourceVersion", "ownerReferences"});
+    out["metadata"] = kube::pick_fields(*m, {"name", "uid", "resourceVersion", "ownerReferences"});
   }
   if (const auto spec = object.find("spec"); spec != object.end() && !spec->is_null()) {
     // The stored spec, not a decoded one, is hashed: equal objects share without a re-encode.
@@ -63,7 +54,8 @@ json NodeCacheSpecs::trim(const json& object) {
     }
     if (!held) {
       try {
-        auto decoded = std::make_shared<const api::NodeCacheSpec>(api::node_cache_spec_from_json(*spec));
+        auto decoded =
+            std::make_shared<const api::NodeCacheSpec>(api::node_cache_spec_from_json(*spec));
         std::lock_guard lock(mu_);
         held_.insert_or_assign(fingerprint, Held{std::move(decoded), clock_.now()});
         held = true;

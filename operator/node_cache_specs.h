@@ -54,7 +54,7 @@ class NodeCacheSpecs {
   };
 
   Clock& clock_;
-  mutable std::mutex mu_;  // guards held_
+  mutable std::mutex mu_;             // guards held_
   std::map<std::string, Held> held_;  // by fingerprint
 };
 

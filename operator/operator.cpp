@@ -66,25 +66,15 @@ std::string reason_of(Code code) {
   }
 }
 
-// The members of `from` named in `fields` that it has, as a new object.
-json pick(const json& from, std::initializer_list<const char*> fields) {
-  json out = json::object();
-  if (!from.is_object()) return out;
-  for (const char* field : fields) {
-    if (const auto f = from.find(field); f != from.end()) out[field] = *f;
-  }
-  return out;
-}
-
 json pick_metadata(const json& object, std::initializer_list<const char*> fields) {
   const auto m = object.find("metadata");
-  return {{"metadata", m == object.end() ? json::object() : pick(*m, fields)}};
+  return {{"metadata", m == object.end() ? json::object() : kube::pick_fields(*m, fields)}};
 }
 
 // What the Secret informer keeps: identity, labels and annotations, type and data.
 json trim_secret(const json& object) {
-  json out = pick_metadata(object,
-                           {"name", "namespace", "uid", "resourceVersion", "labels", "annotations"});
+  json out = pick_metadata(
+      object, {"name", "namespace", "uid", "resourceVersion", "labels", "annotations"});
   if (const auto t = object.find("type"); t != object.end()) out["type"] = *t;
   if (const auto d = object.find("data"); d != object.end()) out["data"] = *d;
   return out;
@@ -201,8 +191,7 @@ Operator::Operator(OperatorOptions options, kube::Client& client, Clock& clock,
   node_cache_options.transform = [this](const json& object) {
     return node_cache_specs_.trim(object);
   };
-  node_caches_ =
-      std::make_unique<kube::Informer>(client_, clock_, std::move(node_cache_options));
+  node_caches_ = std::make_unique<kube::Informer>(client_, clock_, std::move(node_cache_options));
   kube::InformerOptions node_options = informer_options(kNodes, "", "", true);
   node_options.transform = trim_node;
   nodes_ = std::make_unique<kube::Informer>(client_, clock_, std::move(node_options));
@@ -389,8 +378,8 @@ std::vector<CurrentNodeCache> Operator::current_node_caches() {
       std::optional<CurrentNodeCache> nc = node_cache_specs_.current(*object);
       if (!nc) {
         // Its spec was dropped as unused while the informer stored it: read it again.
-        const std::optional<json> fresh = client_.try_get(
-            {api::node_caches_resource(), "", kube::object_key(*object), ""});
+        const std::optional<json> fresh =
+            client_.try_get({api::node_caches_resource(), "", kube::object_key(*object), ""});
         if (!fresh) continue;  // deleted meanwhile
         nc = node_cache_specs_.current(node_cache_specs_.trim(*fresh));
         if (!nc) continue;
@@ -1160,9 +1149,10 @@ Clock::Duration Operator::reconcile(const std::optional<kube::LeaderGuard>& guar
   apply_secret_copies(secrets, guard);
   apply_plan(plan, guard);
   delete_secret_copies(secrets, guard);
-  spdlog::debug("msg=\"reconciled\" nodes={} input_s={:.3f} resolve_s={:.3f} plan_s={:.3f} "
-                "write_s={:.3f}",
-                plan.node_caches.size(), input_s, resolve_s, plan_s, lap());
+  spdlog::debug(
+      "msg=\"reconciled\" nodes={} input_s={:.3f} resolve_s={:.3f} plan_s={:.3f} "
+      "write_s={:.3f}",
+      plan.node_caches.size(), input_s, resolve_s, plan_s, lap());
   if (machine_config_api) {
     const MachineConfigResult mc = machine_configs_->reconcile(in.registry_configs, in.now, guard);
     for (std::int64_t i = 0; i < mc.writes; ++i) count_write();

@@ -35,8 +35,8 @@
 #include <optional>
 #include <set>
 #include <stop_token>
-#include <thread>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 

@@ -98,7 +98,7 @@ struct PlannerInput {
   // NodeCache pullSecrets and reported in its Degraded condition.
   std::map<std::string, std::vector<PullSecretProblem>> pull_secret_problems{};
   std::vector<CurrentNodeCache> node_caches{};  // as they are now
-  std::vector<std::string> config_maps{};     // names of the stowage-registries-* ConfigMaps now
+  std::vector<std::string> config_maps{};       // names of the stowage-registries-* ConfigMaps now
   MaxUnavailable max_unavailable{};
   // Whether the MachineConfig API is served (OpenShift): delivery Auto then means MachineConfig.
   bool machine_config_api = false;
@@ -110,7 +110,7 @@ struct PlannedNodeCache {
   std::vector<api::OwnerReference> owner_references{};  // the Node, controller
   // Nodes planned an equal spec share one; it is the current NodeCache's own when unchanged.
   SharedSpec spec = std::make_shared<const api::NodeCacheSpec>();
-  bool write = false;  // absent now, or its spec or owner differs
+  bool write = false;                                // absent now, or its spec or owner differs
   bool operator==(const PlannedNodeCache& o) const;  // compares specs by value
 };
 

@@ -50,6 +50,15 @@ void call_handlers(const std::vector<Handler>& handlers, const char* what, const
 
 }  // namespace
 
+json pick_fields(const json& object, std::initializer_list<const char*> fields) {
+  json out = json::object();
+  if (!object.is_object()) return out;
+  for (const char* field : fields) {
+    if (const auto f = object.find(field); f != object.end()) out[field] = *f;
+  }
+  return out;
+}
+
 json strip_managed_fields(const json& object) {
   json out = object;
   if (out.is_object()) {

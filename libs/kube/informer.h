@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +38,10 @@ using IndexFunc = std::function<std::vector<std::string>(const nlohmann::json&)>
 
 // The default Transform: the object without metadata.managedFields.
 nlohmann::json strip_managed_fields(const nlohmann::json& object);
+
+// For transforms: the members of `object` named in `fields` that it has, as a new object (empty
+// when `object` is not an object).
+nlohmann::json pick_fields(const nlohmann::json& object, std::initializer_list<const char*> fields);
 
 // "namespace/name", or "name" for a cluster-scoped object; "" when it has no metadata.name.
 std::string object_key(const nlohmann::json& object);

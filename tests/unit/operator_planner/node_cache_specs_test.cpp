@@ -27,13 +27,15 @@ constexpr const char* kDigest =
 json node_cache(const std::string& name, const std::string& image) {
   return json::parse(R"({
     "apiVersion": "stowage.io/v1alpha1", "kind": "NodeCache",
-    "metadata": {"name": ")" + name + R"(", "uid": "u-)" + name + R"(", "resourceVersion": "7",
+    "metadata": {"name": ")" +
+                     name + R"(", "uid": "u-)" + name + R"(", "resourceVersion": "7",
                  "generation": 3, "creationTimestamp": "2026-01-01T00:00:00Z",
                  "managedFields": [{"manager": "stowage-operator"}],
-                 "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": ")" + name +
-                     R"(", "uid": "n-)" + name + R"(", "controller": true}]},
+                 "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": ")" +
+                     name + R"(", "uid": "n-)" + name + R"(", "controller": true}]},
     "spec": {"registries": {"hash": "abc", "configMap": "stowage-registries-abc"},
-             "images": [{"name": ")" + image + R"(", "digest": ")" + kDigest + R"(",
+             "images": [{"name": ")" +
+                     image + R"(", "digest": ")" + kDigest + R"(",
                          "sources": ["ml/base"], "sizeBytes": 1000}],
              "prune": {"policy": "OnRemoval"}},
     "status": {"observedGeneration": 3,
@@ -41,7 +43,8 @@ json node_cache(const std::string& name, const std::string& image) {
                                "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
                "registries": {"appliedHash": "abc", "state": "Applied", "message": "",
                               "lastTransitionTime": "2026-01-01T00:00:00Z"},
-               "images": [{"name": ")" + image + R"(", "digest": ")" + kDigest + R"(",
+               "images": [{"name": ")" +
+                     image + R"(", "digest": ")" + kDigest + R"(",
                            "state": "Present", "sizeBytes": 1000, "message": "",
                            "lastTransitionTime": "2026-01-01T00:00:00Z"}],
                "runtime": {"name": "containerd", "version": "1.7.0"},
@@ -56,13 +59,13 @@ TEST(NodeCacheSpecs, KeepsWhatThePlannerReadsAndAFingerprintForTheSpec) {
   const json kept = specs.trim(node_cache("w1", "quay.io/base:1"));
   EXPECT_FALSE(kept.contains("spec"));
   EXPECT_EQ(kept[kSpecFingerprintField].get<std::string>().size(), 64u);
-  EXPECT_EQ(kept["metadata"],
-            json::parse(R"({"name": "w1", "uid": "u-w1", "resourceVersion": "7",
+  EXPECT_EQ(kept["metadata"], json::parse(R"({"name": "w1", "uid": "u-w1", "resourceVersion": "7",
                             "ownerReferences": [{"apiVersion": "v1", "kind": "Node",
                                 "name": "w1", "uid": "n-w1", "controller": true}]})"));
   EXPECT_EQ(kept["status"], json::parse(R"({
       "registries": {"appliedHash": "abc", "state": "Applied", "message": ""},
-      "images": [{"name": "quay.io/base:1", "digest": ")" + std::string(kDigest) +
+      "images": [{"name": "quay.io/base:1", "digest": ")" +
+                                        std::string(kDigest) +
                                         R"(", "state": "Present", "message": ""}],
       "runtime": {"name": "containerd"}})"));
 
