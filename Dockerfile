@@ -32,7 +32,7 @@ ENTRYPOINT ["/usr/bin/stowage-operator"]
 FROM ${BASE_IMAGE} AS agent
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      ca-certificates libarchive13 libcurl4 libfmt9 libgrpc++1.51 libprotobuf32 \
+      ca-certificates libarchive13 libcurl4 libfmt9 libnghttp2-14 libprotobuf32 \
       libspdlog1.10 libssl3 libtomlplusplus3 libyaml-cpp0.7 libzstd1 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/bin/stowage-agent /usr/bin/stowage-agent

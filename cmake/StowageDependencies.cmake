@@ -14,6 +14,9 @@ find_package(ZLIB REQUIRED)
 # time; gRPC's CMake package also finds its own dependencies (absl, re2, c-ares).
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
+# HTTP/2 framing and HPACK for the CRI client's gRPC calls (libs/cri/grpc_unary.cpp).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
 if(STOWAGE_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -1,18 +1,18 @@
-# Binaries declared with stowage_binary(... STATIC_DEPS) link gRPC, protobuf, abseil, re2, c-ares,
-# libarchive, yaml-cpp and their compression libraries from Debian's static archives instead of
-# their shared objects, with unused sections dropped: fewer libraries to map, relocate and keep
-# resident (the node agent's idle RSS, bench/README.md). What Debian ships no archive for stays
-# shared (libcurl's chain: nghttp2, rtmp, ssh2, psl, ldap, krb5; spdlog, fmt, toml++), and so does
-# OpenSSL, which that chain loads anyway. Every other target links the shared objects as before.
+# Binaries declared with stowage_binary(... STATIC_DEPS) link protobuf, libnghttp2, libarchive,
+# yaml-cpp and their compression libraries from Debian's static archives instead of their shared
+# objects, with unused sections dropped: fewer libraries to map, relocate and keep resident (the
+# node agent's idle RSS, bench/README.md). What Debian ships no archive for stays shared (spdlog,
+# fmt, toml++; libcurl's chain for binaries that use libcurl), and so does OpenSSL. Every other
+# target links the shared objects as before.
 #
 # stowage_static_deps_apply() must run once all targets exist: it rewrites each library's link
 # interface so the choice is made per linked binary, by its STOWAGE_STATIC_DEPS property.
 option(STOWAGE_STATIC_DEPS "Link binaries marked STATIC_DEPS against static archives" ON)
 
 # Imported targets linked from archives, and the pkg-config modules that describe the archives.
-set(_stowage_static_targets gRPC::grpc++ gRPC::grpc gRPC::gpr protobuf::libprotobuf
-    LibArchive::LibArchive ZLIB::ZLIB yaml-cpp)
-set(_stowage_static_modules grpc++ protobuf libarchive zlib yaml-cpp)
+set(_stowage_static_targets protobuf::libprotobuf PkgConfig::NGHTTP2 LibArchive::LibArchive
+    ZLIB::ZLIB yaml-cpp)
+set(_stowage_static_modules protobuf libnghttp2 libarchive zlib yaml-cpp)
 # Never from an archive: the C runtime, and OpenSSL (see above).
 set(_stowage_shared_only c m dl rt pthread atomic ssl crypto)
 
@@ -37,7 +37,7 @@ if(STOWAGE_STATIC_DEPS)
   list(REMOVE_DUPLICATES _archives)
   list(JOIN _archives "," _archive_list)
   add_library(stowage_static_deps INTERFACE)
-  # One group: the archives refer to each other in every direction (gRPC → abseil → gRPC).
+  # One group: the archives may refer to each other in any order.
   target_link_libraries(stowage_static_deps INTERFACE
       "$<LINK_GROUP:RESCAN,${_archive_list}>" OpenSSL::SSL OpenSSL::Crypto Threads::Threads
       ${CMAKE_DL_LIBS} m rt)

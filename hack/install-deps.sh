@@ -12,7 +12,7 @@ build_packages=(
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev libcurl4-openssl-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libtomlplusplus-dev libarchive-dev zlib1g-dev
   libzstd-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libcli11-dev libbenchmark-dev
+  libcli11-dev libbenchmark-dev libnghttp2-dev
   # static archives (and pkg-config files) of libarchive's dependencies, for stowage-agent's
   # static link (cmake/StowageStaticDeps.cmake)
   nettle-dev liblzma-dev libbz2-dev libxml2-dev

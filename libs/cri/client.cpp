@@ -1,61 +1,73 @@
 #include "cri/client.h"
 
 #include <fmt/format.h>
-#include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <string_view>
 #include <utility>
 
 #include "base/error.h"
-#include "cri/api.grpc.pb.h"
+#include "cri/api.pb.h"
 #include "cri/convert.h"
+#include "cri/grpc_unary.h"
 #include "cri/status.h"
 
 namespace stowage::cri {
 
 namespace v1 = ::runtime::v1;
 
+namespace {
+
+constexpr std::string_view kRuntimeService = "/runtime.v1.RuntimeService/";
+constexpr std::string_view kImageService = "/runtime.v1.ImageService/";
+
+}  // namespace
+
 struct Client::Impl {
   ClientOptions options;
   std::string socket_path;
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<v1::RuntimeService::Stub> runtime;
-  std::unique_ptr<v1::ImageService::Stub> images;
 
-  // Runs one unary call with `timeout` as its deadline; throws the mapped Error on failure.
-  // `subject` names what the call is about (an image, a container ID), never credentials.
-  // A stop request cancels the call in flight (gRPC CANCELLED, mapped to Unavailable).
-  template <typename Invoke>
-  void call(std::string_view rpc, std::string_view subject, std::chrono::milliseconds timeout,
-            Invoke&& invoke, std::stop_token stop = {}) const {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + timeout);
-    std::stop_callback cancel(stop, [&context] { context.TryCancel(); });
-    const grpc::Status status = std::forward<Invoke>(invoke)(&context);
-    if (status.ok()) {
-      return;
+  // Runs one unary call of `service` with `timeout` as its deadline and parses its response;
+  // throws the mapped Error on failure. `subject` names what the call is about (an image, a
+  // container ID), never credentials. A stop request cancels the call in flight (gRPC
+  // CANCELLED, mapped to Unavailable).
+  void call(std::string_view service, std::string_view rpc, std::string_view subject,
+            std::chrono::milliseconds timeout, const google::protobuf::MessageLite& request,
+            google::protobuf::MessageLite& response, std::stop_token stop = {}) const {
+    std::string method(service);
+    method += rpc;
+    UnaryResult result;
+    std::string bytes;
+    if (!request.SerializeToString(&bytes)) {
+      result = {13, "the request could not be serialized", {}};
+    } else {
+      result = unary_call(UnaryCall{.socket_path = socket_path,
+                                    .method = std::move(method),
+                                    .timeout = timeout,
+                                    .max_response_bytes = static_cast<std::size_t>(
+                                        std::max(options.max_receive_message_bytes, 0)),
+                                    .stop = std::move(stop)},
+                          bytes);
+      if (result.code == 0) {
+        if (response.ParseFromString(result.response)) {
+          return;
+        }
+        result = {13, fmt::format("the response does not parse as {}", response.GetTypeName()), {}};
+      }
     }
-    const int code = static_cast<int>(status.error_code());
     std::string what = fmt::format("CRI {}", rpc);
     if (!subject.empty()) {
       what += fmt::format(" {}", subject);
     }
-    throw Error(
-        code_for_grpc(code),
-        fmt::format("{} at {}: {}: {}", what, socket_path, grpc_code_name(code),
-                    status.error_message().empty() ? "(no message)" : status.error_message()));
+    throw Error(code_for_grpc(result.code),
+                fmt::format("{} at {}: {}: {}", what, socket_path, grpc_code_name(result.code),
+                            result.message.empty() ? "(no message)" : result.message));
   }
 };
 
 Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->socket_path = parse_endpoint(options.endpoint);
   impl_->options = std::move(options);
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(impl_->options.max_receive_message_bytes);
-  impl_->channel = grpc::CreateCustomChannel(grpc_target(impl_->socket_path),
-                                             grpc::InsecureChannelCredentials(), args);
-  impl_->runtime = v1::RuntimeService::NewStub(impl_->channel);
-  impl_->images = v1::ImageService::NewStub(impl_->channel);
 }
 
 Client::~Client() = default;
@@ -74,9 +86,7 @@ VersionInfo Client::version() const {
   v1::VersionRequest request;
   request.set_version("0.1.0");  // the kubelet runtime API version kubelet sends
   v1::VersionResponse response;
-  impl_->call("Version", "", impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->runtime->Version(c, request, &response);
-  });
+  impl_->call(kRuntimeService, "Version", "", impl_->options.timeout, request, response);
   return convert::from_proto(response);
 }
 
@@ -84,9 +94,7 @@ std::vector<Container> Client::list_containers(const ContainerFilter& filter) co
   v1::ListContainersRequest request;
   *request.mutable_filter() = convert::to_proto(filter);
   v1::ListContainersResponse response;
-  impl_->call("ListContainers", "", impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->runtime->ListContainers(c, request, &response);
-  });
+  impl_->call(kRuntimeService, "ListContainers", "", impl_->options.timeout, request, response);
   std::vector<Container> out;
   out.reserve(static_cast<std::size_t>(response.containers_size()));
   for (const auto& container : response.containers()) {
@@ -99,9 +107,8 @@ ContainerStatus Client::container_status(const std::string& container_id) const 
   v1::ContainerStatusRequest request;
   request.set_container_id(container_id);
   v1::ContainerStatusResponse response;
-  impl_->call("ContainerStatus", container_id, impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->runtime->ContainerStatus(c, request, &response);
-  });
+  impl_->call(kRuntimeService, "ContainerStatus", container_id, impl_->options.timeout, request,
+              response);
   if (!response.has_status()) {
     throw Error(Code::kNotFound, fmt::format("CRI ContainerStatus {} at {}: no status returned",
                                              container_id, impl_->socket_path));
@@ -115,10 +122,9 @@ std::string Client::run_pod_sandbox(const PodSandboxConfig& config,
   *request.mutable_config() = convert::to_proto(config);
   request.set_runtime_handler(runtime_handler);
   v1::RunPodSandboxResponse response;
-  impl_->call("RunPodSandbox", fmt::format("{}/{}", config.namespace_name, config.name),
-              impl_->options.timeout, [&](grpc::ClientContext* c) {
-                return impl_->runtime->RunPodSandbox(c, request, &response);
-              });
+  impl_->call(kRuntimeService, "RunPodSandbox",
+              fmt::format("{}/{}", config.namespace_name, config.name), impl_->options.timeout,
+              request, response);
   return response.pod_sandbox_id();
 }
 
@@ -126,27 +132,23 @@ void Client::stop_pod_sandbox(const std::string& sandbox_id) const {
   v1::StopPodSandboxRequest request;
   request.set_pod_sandbox_id(sandbox_id);
   v1::StopPodSandboxResponse response;
-  impl_->call("StopPodSandbox", sandbox_id, impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->runtime->StopPodSandbox(c, request, &response);
-  });
+  impl_->call(kRuntimeService, "StopPodSandbox", sandbox_id, impl_->options.timeout, request,
+              response);
 }
 
 void Client::remove_pod_sandbox(const std::string& sandbox_id) const {
   v1::RemovePodSandboxRequest request;
   request.set_pod_sandbox_id(sandbox_id);
   v1::RemovePodSandboxResponse response;
-  impl_->call("RemovePodSandbox", sandbox_id, impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->runtime->RemovePodSandbox(c, request, &response);
-  });
+  impl_->call(kRuntimeService, "RemovePodSandbox", sandbox_id, impl_->options.timeout, request,
+              response);
 }
 
 std::vector<PodSandbox> Client::list_pod_sandboxes(const PodSandboxFilter& filter) const {
   v1::ListPodSandboxRequest request;
   *request.mutable_filter() = convert::to_proto(filter);
   v1::ListPodSandboxResponse response;
-  impl_->call("ListPodSandbox", "", impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->runtime->ListPodSandbox(c, request, &response);
-  });
+  impl_->call(kRuntimeService, "ListPodSandbox", "", impl_->options.timeout, request, response);
   std::vector<PodSandbox> out;
   out.reserve(static_cast<std::size_t>(response.items_size()));
   for (const auto& sandbox : response.items()) {
@@ -162,10 +164,9 @@ std::string Client::create_container(const std::string& sandbox_id, const Contai
   *request.mutable_config() = convert::to_proto(config);
   *request.mutable_sandbox_config() = convert::to_proto(sandbox);
   v1::CreateContainerResponse response;
-  impl_->call("CreateContainer", fmt::format("{} in sandbox {}", config.name, sandbox_id),
-              impl_->options.timeout, [&](grpc::ClientContext* c) {
-                return impl_->runtime->CreateContainer(c, request, &response);
-              });
+  impl_->call(kRuntimeService, "CreateContainer",
+              fmt::format("{} in sandbox {}", config.name, sandbox_id), impl_->options.timeout,
+              request, response);
   return response.container_id();
 }
 
@@ -173,9 +174,8 @@ void Client::start_container(const std::string& container_id) const {
   v1::StartContainerRequest request;
   request.set_container_id(container_id);
   v1::StartContainerResponse response;
-  impl_->call("StartContainer", container_id, impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->runtime->StartContainer(c, request, &response);
-  });
+  impl_->call(kRuntimeService, "StartContainer", container_id, impl_->options.timeout, request,
+              response);
 }
 
 void Client::stop_container(const std::string& container_id, std::chrono::seconds grace) const {
@@ -184,18 +184,16 @@ void Client::stop_container(const std::string& container_id, std::chrono::second
   request.set_timeout(grace.count());
   v1::StopContainerResponse response;
   // The runtime may wait the whole grace period before it kills: allow for it.
-  impl_->call(
-      "StopContainer", container_id, impl_->options.timeout + grace,
-      [&](grpc::ClientContext* c) { return impl_->runtime->StopContainer(c, request, &response); });
+  impl_->call(kRuntimeService, "StopContainer", container_id, impl_->options.timeout + grace,
+              request, response);
 }
 
 void Client::remove_container(const std::string& container_id) const {
   v1::RemoveContainerRequest request;
   request.set_container_id(container_id);
   v1::RemoveContainerResponse response;
-  impl_->call("RemoveContainer", container_id, impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->runtime->RemoveContainer(c, request, &response);
-  });
+  impl_->call(kRuntimeService, "RemoveContainer", container_id, impl_->options.timeout, request,
+              response);
 }
 
 std::vector<Image> Client::list_images(const std::string& image) const {
@@ -204,9 +202,7 @@ std::vector<Image> Client::list_images(const std::string& image) const {
     request.mutable_filter()->mutable_image()->set_image(image);
   }
   v1::ListImagesResponse response;
-  impl_->call("ListImages", image, impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->images->ListImages(c, request, &response);
-  });
+  impl_->call(kImageService, "ListImages", image, impl_->options.timeout, request, response);
   std::vector<Image> out;
   out.reserve(static_cast<std::size_t>(response.images_size()));
   for (const auto& i : response.images()) {
@@ -219,9 +215,7 @@ std::optional<Image> Client::image_status(const std::string& image) const {
   v1::ImageStatusRequest request;
   request.mutable_image()->set_image(image);
   v1::ImageStatusResponse response;
-  impl_->call("ImageStatus", image, impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->images->ImageStatus(c, request, &response);
-  });
+  impl_->call(kImageService, "ImageStatus", image, impl_->options.timeout, request, response);
   if (!response.has_image()) {
     return std::nullopt;
   }
@@ -233,10 +227,8 @@ std::string Client::pull_image(const std::string& image, const std::optional<Aut
                                std::stop_token stop) const {
   const v1::PullImageRequest request = convert::pull_request(image, auth, sandbox);
   v1::PullImageResponse response;
-  impl_->call(
-      "PullImage", image, impl_->options.pull_timeout,
-      [&](grpc::ClientContext* c) { return impl_->images->PullImage(c, request, &response); },
-      stop);
+  impl_->call(kImageService, "PullImage", image, impl_->options.pull_timeout, request, response,
+              stop);
   return response.image_ref();
 }
 
@@ -244,17 +236,13 @@ void Client::remove_image(const std::string& image) const {
   v1::RemoveImageRequest request;
   request.mutable_image()->set_image(image);
   v1::RemoveImageResponse response;
-  impl_->call("RemoveImage", image, impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->images->RemoveImage(c, request, &response);
-  });
+  impl_->call(kImageService, "RemoveImage", image, impl_->options.timeout, request, response);
 }
 
 ImageFsInfo Client::image_fs_info() const {
   v1::ImageFsInfoRequest request;
   v1::ImageFsInfoResponse response;
-  impl_->call("ImageFsInfo", "", impl_->options.timeout, [&](grpc::ClientContext* c) {
-    return impl_->images->ImageFsInfo(c, request, &response);
-  });
+  impl_->call(kImageService, "ImageFsInfo", "", impl_->options.timeout, request, response);
   return convert::from_proto(response);
 }
 

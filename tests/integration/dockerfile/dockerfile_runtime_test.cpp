@@ -212,16 +212,17 @@ TEST(Dockerfile, RuntimeStagesInstallEverySharedLibrary) {
   }
 }
 
-// The check itself notices a library the stage does not install: the agent stage without gRPC.
+// The check itself notices a library the stage does not install: the agent stage without
+// protobuf (stowctl's CRI messages).
 TEST(Dockerfile, CheckFindsALibraryAStageLacks) {
   const auto stages =
       parse_stages(read_text_file(std::filesystem::path(STOWAGE_SOURCE_DIR) / "Dockerfile"));
   const Stage* agent = find_stage(stages, "agent");
   ASSERT_NE(agent, nullptr);
   Stage reduced = *agent;
-  ASSERT_EQ(reduced.packages.erase("libgrpc++1.51"), 1u);
+  ASSERT_EQ(reduced.packages.erase("libprotobuf32"), 1u);
   const auto missing = missing_libraries(reduced, installed_dependencies());
-  EXPECT_THAT(missing, ::testing::Contains(::testing::HasSubstr("(libgrpc++1.51)")));
+  EXPECT_THAT(missing, ::testing::Contains(::testing::HasSubstr("(libprotobuf32)")));
 }
 
 }  // namespace
