@@ -11,7 +11,7 @@ option(STOWAGE_STATIC_DEPS "Link binaries marked STATIC_DEPS against static arch
 
 # Imported targets linked from archives, and the pkg-config modules that describe the archives.
 set(_stowage_static_targets protobuf::libprotobuf PkgConfig::NGHTTP2 LibArchive::LibArchive
-    ZLIB::ZLIB yaml-cpp)
+    ZLIB::ZLIB yaml-cpp spdlog::spdlog fmt::fmt tomlplusplus::tomlplusplus)
 set(_stowage_static_modules protobuf libnghttp2 libarchive zlib yaml-cpp)
 # Never from an archive: the C runtime, and OpenSSL (see above).
 set(_stowage_shared_only c m dl rt pthread atomic ssl crypto)
@@ -36,11 +36,21 @@ if(STOWAGE_STATIC_DEPS)
   endforeach()
   list(REMOVE_DUPLICATES _archives)
   list(JOIN _archives "," _archive_list)
+  # fmt, spdlog and toml++ come as shared objects only: their compiled parts are built here
+  # (static_deps/), and so is the C++ runtime linked in, since then no shared object needs it.
+  add_library(stowage_static_impl STATIC ${CMAKE_CURRENT_LIST_DIR}/static_deps/fmt.cpp
+      ${CMAKE_CURRENT_LIST_DIR}/static_deps/spdlog.cpp ${CMAKE_CURRENT_LIST_DIR}/static_deps/toml.cpp)
+  target_compile_definitions(stowage_static_impl
+      PUBLIC SPDLOG_COMPILED_LIB SPDLOG_FMT_EXTERNAL TOML_HEADER_ONLY=0)
+  target_link_libraries(stowage_static_impl PUBLIC Threads::Threads)
   add_library(stowage_static_deps INTERFACE)
   # One group: the archives may refer to each other in any order.
   target_link_libraries(stowage_static_deps INTERFACE
-      "$<LINK_GROUP:RESCAN,${_archive_list}>" OpenSSL::SSL OpenSSL::Crypto Threads::Threads
-      ${CMAKE_DL_LIBS} m rt)
+      stowage_static_impl "$<LINK_GROUP:RESCAN,${_archive_list}>" OpenSSL::SSL OpenSSL::Crypto
+      Threads::Threads ${CMAKE_DL_LIBS} m rt)
+  if(NOT STOWAGE_SANITIZE)  # the sanitizers' runtimes expect the shared C++ runtime
+    target_link_options(stowage_static_deps INTERFACE -static-libstdc++ -static-libgcc)
+  endif()
 endif()
 
 function(_stowage_static_deps_rewrite target property)
@@ -79,6 +89,8 @@ function(stowage_static_deps_apply dir)
     get_target_property(_type ${_target} TYPE)
     if(_type STREQUAL "STATIC_LIBRARY")
       _stowage_static_deps_rewrite(${_target} INTERFACE_LINK_LIBRARIES)
+    elseif(_type STREQUAL "EXECUTABLE")
+      _stowage_static_deps_rewrite(${_target} LINK_LIBRARIES)
     endif()
   endforeach()
   get_property(_subdirs DIRECTORY ${dir} PROPERTY SUBDIRECTORIES)
