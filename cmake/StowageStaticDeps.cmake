@@ -1,9 +1,12 @@
 # Binaries declared with stowage_binary(... STATIC_DEPS) link protobuf, libnghttp2, libarchive,
-# yaml-cpp and their compression libraries from Debian's static archives instead of their shared
-# objects, with unused sections dropped: fewer libraries to map, relocate and keep resident (the
-# node agent's idle RSS, bench/README.md). What Debian ships no archive for stays shared (spdlog,
-# fmt, toml++; libcurl's chain for binaries that use libcurl), and so does OpenSSL. Every other
-# target links the shared objects as before.
+# yaml-cpp, OpenSSL and their compression libraries from Debian's static archives instead of their
+# shared objects, with unused sections dropped: fewer libraries to map, relocate and keep resident
+# (the node agent's idle RSS, bench/README.md). fmt, spdlog and toml++, which Debian ships as
+# shared objects only, are compiled from their headers (static_deps/), and the C++ runtime is
+# linked in, so such a binary loads only the C library. Such a binary must not use libcurl
+# (http_curl), whose shared dependencies would load a second OpenSSL. A rebuild picks up
+# OpenSSL fixes (the images build from the current Debian packages). Every other target links
+# the shared objects as before.
 #
 # stowage_static_deps_apply() must run once all targets exist: it rewrites each library's link
 # interface so the choice is made per linked binary, by its STOWAGE_STATIC_DEPS property.
@@ -11,10 +14,11 @@ option(STOWAGE_STATIC_DEPS "Link binaries marked STATIC_DEPS against static arch
 
 # Imported targets linked from archives, and the pkg-config modules that describe the archives.
 set(_stowage_static_targets protobuf::libprotobuf PkgConfig::NGHTTP2 LibArchive::LibArchive
-    ZLIB::ZLIB yaml-cpp spdlog::spdlog fmt::fmt tomlplusplus::tomlplusplus)
-set(_stowage_static_modules protobuf libnghttp2 libarchive zlib yaml-cpp)
-# Never from an archive: the C runtime, and OpenSSL (see above).
-set(_stowage_shared_only c m dl rt pthread atomic ssl crypto)
+    ZLIB::ZLIB yaml-cpp OpenSSL::SSL OpenSSL::Crypto spdlog::spdlog fmt::fmt
+    tomlplusplus::tomlplusplus)
+set(_stowage_static_modules protobuf libnghttp2 libarchive zlib yaml-cpp libssl libcrypto)
+# Never from an archive: the C runtime.
+set(_stowage_shared_only c m dl rt pthread atomic)
 
 if(STOWAGE_STATIC_DEPS)
   find_package(PkgConfig REQUIRED)
@@ -46,8 +50,8 @@ if(STOWAGE_STATIC_DEPS)
   add_library(stowage_static_deps INTERFACE)
   # One group: the archives may refer to each other in any order.
   target_link_libraries(stowage_static_deps INTERFACE
-      stowage_static_impl "$<LINK_GROUP:RESCAN,${_archive_list}>" OpenSSL::SSL OpenSSL::Crypto
-      Threads::Threads ${CMAKE_DL_LIBS} m rt)
+      stowage_static_impl "$<LINK_GROUP:RESCAN,${_archive_list}>" Threads::Threads
+      ${CMAKE_DL_LIBS} m rt)
   if(NOT STOWAGE_SANITIZE)  # the sanitizers' runtimes expect the shared C++ runtime
     target_link_options(stowage_static_deps INTERFACE -static-libstdc++ -static-libgcc)
   endif()

@@ -9,7 +9,7 @@
 #include "api/meta.h"
 #include "api/registries_config_map.h"
 #include "base/error.h"
-#include "http/client.h"
+#include "http/http1_client.h"
 #include "kube/informer.h"
 #include "kube/workqueue.h"
 #include "node-agent/pull_record.h"
@@ -82,7 +82,7 @@ struct Agent::Runtime {
   std::unique_ptr<CriImageRuntime> images;
   std::unique_ptr<ImageReconciler> reconciler;
   std::unique_ptr<kube::Informer> informer;
-  std::unique_ptr<http::Client> registry_http;  // when no registry transport was given
+  std::unique_ptr<http::Http1Client> registry_http;  // when no registry transport was given
   std::unique_ptr<Exporter> exporter;           // made at the first planned export
   std::vector<std::string> pause_images;        // the runtime's sandbox image: never pruned
   // While reconcile() pulls: the status last written or read, updated with each image that
@@ -471,7 +471,7 @@ bool Agent::run_exports(Runtime& rt, const api::NodeCacheSpec& spec,
   if (!rt.exporter && unusable.empty()) {
     http::Transport* transport = options_.registry_transport;
     if (transport == nullptr) {
-      if (!rt.registry_http) rt.registry_http = std::make_unique<http::Client>();
+      if (!rt.registry_http) rt.registry_http = std::make_unique<http::Http1Client>();
       transport = rt.registry_http.get();
     }
     try {

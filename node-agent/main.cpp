@@ -20,7 +20,7 @@
 #include "base/log.h"
 #include "cri/client.h"
 #include "cri/endpoint.h"
-#include "http/client.h"
+#include "http/http1_client.h"
 #include "http/health_server.h"
 #include "kube/client.h"
 #include "kube/config.h"
@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
       }
     } wake_waiter{signal_waiter, stop};
 
-    stowage::http::Client transport;
+    stowage::http::Http1Client transport;
     stowage::kube::LoadOptions load;
     load.kubeconfig = f.kubeconfig;
     stowage::kube::ClientOptions kube_options;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "http/curl_errors.h"
 #include "http/errors.h"
 #include "http/redact.h"
 

@@ -1,8 +1,7 @@
 #include "http/errors.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <ctime>
 #include <string>
@@ -71,68 +70,6 @@ Code code_for_status(int status) {
     return Code::kInvalidArgument;
   }
   return Code::kInternal;
-}
-
-Code code_for_curl(int curl_code) {
-  switch (curl_code) {  // an int: values outside CURLcode must not be cast to it
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_HTTP2:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-    case CURLE_AGAIN:
-    case CURLE_NO_CONNECTION_AVAILABLE:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_HTTP3:
-    case CURLE_QUIC_CONNECT_ERROR:
-    case CURLE_PROXY:
-    case CURLE_UNRECOVERABLE_POLL:
-    case CURLE_INTERFACE_FAILED:
-    case CURLE_ABORTED_BY_CALLBACK: return Code::kUnavailable;
-
-    case CURLE_OPERATION_TIMEDOUT: return Code::kDeadlineExceeded;
-
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_CLIENTCERT:
-    case CURLE_LOGIN_DENIED:
-    case CURLE_AUTH_ERROR: return Code::kUnauthenticated;
-
-    case CURLE_REMOTE_ACCESS_DENIED: return Code::kPermissionDenied;
-
-    case CURLE_REMOTE_FILE_NOT_FOUND: return Code::kNotFound;
-
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_NOT_BUILT_IN:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_USE_SSL_FAILED:
-    case CURLE_TOO_MANY_REDIRECTS:
-    case CURLE_SEND_FAIL_REWIND:
-    case CURLE_RANGE_ERROR:
-    case CURLE_BAD_DOWNLOAD_RESUME: return Code::kInvalidArgument;
-
-    case CURLE_BAD_CONTENT_ENCODING: return Code::kDataLoss;
-
-    case CURLE_OUT_OF_MEMORY:
-    case CURLE_FILESIZE_EXCEEDED: return Code::kResourceExhausted;
-
-    default: return Code::kInternal;
-  }
 }
 
 std::string_view reason_phrase(int status) {
@@ -208,6 +145,123 @@ namespace {
 constexpr long long kMaxRetryAfterSeconds = 10LL * 365 * 24 * 3600;
 }  // namespace
 
+namespace {
+
+// Exactly `n` decimal digits at the start of `s`, consumed; -1 otherwise.
+int take_digits(std::string_view& s, std::size_t n) {
+  if (s.size() < n) {
+    return -1;
+  }
+  int v = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (s[i] < '0' || s[i] > '9') {
+      return -1;
+    }
+    v = v * 10 + (s[i] - '0');
+  }
+  s.remove_prefix(n);
+  return v;
+}
+
+bool take(std::string_view& s, std::string_view literal) {
+  if (!s.starts_with(literal)) {
+    return false;
+  }
+  s.remove_prefix(literal.size());
+  return true;
+}
+
+// "Jan".."Dec" as 1..12, consumed; 0 otherwise.
+unsigned take_month(std::string_view& s) {
+  static constexpr std::array<std::string_view, 12> kMonths = {
+      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (std::size_t i = 0; i < kMonths.size(); ++i) {
+    if (take(s, kMonths[i])) {
+      return static_cast<unsigned>(i + 1);
+    }
+  }
+  return 0;
+}
+
+bool take_weekday(std::string_view& s, bool full) {
+  static constexpr std::array<std::string_view, 7> kDays = {
+      "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"};
+  for (const std::string_view day : kDays) {
+    if (take(s, full ? day : day.substr(0, 3))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// "HH:MM:SS" as seconds of the day, consumed; -1 otherwise.
+long long take_time_of_day(std::string_view& s) {
+  const int h = take_digits(s, 2);
+  if (h < 0 || h > 23 || !take(s, ":")) return -1;
+  const int m = take_digits(s, 2);
+  if (m < 0 || m > 59 || !take(s, ":")) return -1;
+  const int sec = take_digits(s, 2);
+  if (sec < 0 || sec > 60) return -1;  // 60: a leap second
+  return h * 3600LL + m * 60LL + sec;
+}
+
+std::optional<long long> to_epoch(int year, unsigned month, int day, long long time_of_day) {
+  const std::chrono::year_month_day date{std::chrono::year(year), std::chrono::month(month),
+                                         std::chrono::day(static_cast<unsigned>(day))};
+  if (day < 1 || !date.ok()) {
+    return std::nullopt;
+  }
+  const long long days = std::chrono::sys_days(date).time_since_epoch().count();
+  return days * 86400 + time_of_day;
+}
+
+}  // namespace
+
+std::optional<long long> parse_http_date(std::string_view s) {
+  std::string_view rest = s;
+  if (take_weekday(rest, false) && take(rest, ", ")) {  // IMF-fixdate
+    const int day = take_digits(rest, 2);
+    if (day < 0 || !take(rest, " ")) return std::nullopt;
+    const unsigned month = take_month(rest);
+    if (month == 0 || !take(rest, " ")) return std::nullopt;
+    const int year = take_digits(rest, 4);
+    if (year < 0 || !take(rest, " ")) return std::nullopt;
+    const long long t = take_time_of_day(rest);
+    if (t < 0 || rest != " GMT") return std::nullopt;
+    return to_epoch(year, month, day, t);
+  }
+  rest = s;
+  if (take_weekday(rest, true) && take(rest, ", ")) {  // RFC 850, two-digit year
+    const int day = take_digits(rest, 2);
+    if (day < 0 || !take(rest, "-")) return std::nullopt;
+    const unsigned month = take_month(rest);
+    if (month == 0 || !take(rest, "-")) return std::nullopt;
+    const int yy = take_digits(rest, 2);
+    if (yy < 0 || !take(rest, " ")) return std::nullopt;
+    const long long t = take_time_of_day(rest);
+    if (t < 0 || rest != " GMT") return std::nullopt;
+    return to_epoch(yy < 70 ? 2000 + yy : 1900 + yy, month, day, t);
+  }
+  rest = s;
+  if (take_weekday(rest, false) && take(rest, " ")) {  // asctime
+    const unsigned month = take_month(rest);
+    if (month == 0 || !take(rest, " ")) return std::nullopt;
+    int day = 0;
+    if (take(rest, " ")) {
+      day = take_digits(rest, 1);
+    } else {
+      day = take_digits(rest, 2);
+    }
+    if (day < 0 || !take(rest, " ")) return std::nullopt;
+    const long long t = take_time_of_day(rest);
+    if (t < 0 || !take(rest, " ")) return std::nullopt;
+    const int year = take_digits(rest, 4);
+    if (year < 0 || !rest.empty()) return std::nullopt;
+    return to_epoch(year, month, day, t);
+  }
+  return std::nullopt;
+}
+
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
                                                       std::chrono::system_clock::time_point now) {
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
@@ -228,16 +282,14 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
     }
     return std::chrono::seconds(std::min(seconds, kMaxRetryAfterSeconds));
   }
-  // curl_getdate is a pure parser of the HTTP date formats (IMF-fixdate, RFC 850, asctime).
-  const std::string text(value);
-  const std::time_t when = curl_getdate(text.c_str(), nullptr);
-  if (when == -1) {
+  const auto when = parse_http_date(value);
+  if (!when) {
     return std::nullopt;
   }
   // In seconds: a far-future date would overflow a time_point's nanoseconds.
   const long long now_s =
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-  const long long delay = static_cast<long long>(when) - now_s;
+  const long long delay = *when - now_s;
   return std::chrono::seconds(std::clamp(delay, 0LL, kMaxRetryAfterSeconds));
 }
 

@@ -1,5 +1,5 @@
-// How HTTP outcomes become stowage::Error codes: the one mapping of HTTP statuses and the one
-// mapping of libcurl result codes, shared by every library built on http (OCI, Kubernetes).
+// How HTTP outcomes become stowage::Error codes: the one mapping of HTTP statuses, shared by every
+// library built on http (OCI, Kubernetes). libcurl's result codes are mapped in curl_errors.h.
 // raise_for_status() is the usual way for a caller to turn a non-2xx Response into an exception.
 #pragma once
 
@@ -19,13 +19,6 @@ namespace stowage::http {
 // Unavailable, any other 4xx InvalidArgument. 1xx, 3xx and out-of-range statuses are Internal
 // (a response the caller did not expect to see); so is a 2xx, which is not an error.
 Code code_for_status(int status);
-
-// The code for a libcurl result (a CURLcode value, CURLE_OK excluded): connect, DNS, reset and
-// other network failures Unavailable; timeouts (total and low-speed) DeadlineExceeded; a server
-// certificate that does not verify Unauthenticated (its identity could not be established;
-// retrying will not help); an unusable local CA, client certificate or key InvalidArgument;
-// malformed URLs InvalidArgument; out of memory ResourceExhausted; anything else Internal.
-Code code_for_curl(int curl_code);
 
 // "OK", "Not Found", ... for common statuses; "" for others.
 std::string_view reason_phrase(int status);
@@ -49,6 +42,11 @@ class HttpStatusError : public Error {
 // Returns if response.ok(); otherwise throws HttpStatusError whose message reads
 // "<context>: <METHOD> <redacted URL>: HTTP 404 Not Found: <start of the body, if it is text>".
 void raise_for_status(const Response& response, std::string_view context);
+
+// An HTTP-date (RFC 9110 §5.6.7: IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", the obsolete
+// RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT" with years 70-99 as 19xx, else 20xx, and asctime
+// "Sun Nov  6 08:49:37 1994") as seconds since the Unix epoch; std::nullopt if it is none.
+std::optional<long long> parse_http_date(std::string_view value);
 
 // The delay a Retry-After value asks for: delta-seconds, or an HTTP-date relative to now
 // (a date in the past gives zero). std::nullopt if the value is neither.

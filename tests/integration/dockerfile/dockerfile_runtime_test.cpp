@@ -225,5 +225,19 @@ TEST(Dockerfile, CheckFindsALibraryAStageLacks) {
   EXPECT_THAT(missing, ::testing::Contains(::testing::HasSubstr("(libprotobuf32)")));
 }
 
+// With STATIC_DEPS (the default, as the image builds it) the node agent loads the C library and
+// nothing else: no libcurl chain, no second OpenSSL, no shared C++ runtime (bench/README.md,
+// idle footprint).
+TEST(AgentBinary, LoadsOnlyTheCLibrary) {
+#if !STOWAGE_AGENT_STATIC_DEPS
+  GTEST_SKIP() << "built with -DSTOWAGE_STATIC_DEPS=OFF";
+#endif
+  const auto agent = std::filesystem::path(STOWAGE_BINARY_DIR) / "bin" / "stowage-agent";
+  std::vector<std::string> names;
+  for (const auto& lib : shared_libraries(agent)) names.push_back(lib.filename().string());
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("libc.so.6", "libm.so.6",
+                                                     "ld-linux-x86-64.so.2"));
+}
+
 }  // namespace
 }  // namespace stowage::test

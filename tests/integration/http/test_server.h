@@ -42,6 +42,8 @@ class Connection {
   // Closes normally.
   void close();
   bool closed() const { return fd_ < 0; }
+  // The socket, for handlers that take the connection over (a CONNECT proxy relaying bytes).
+  int fd() const { return fd_; }
   // Blocks until the server is being destroyed: a peer that stalls forever.
   void stall();
 

@@ -5,6 +5,8 @@
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 
+#include "http/curl_errors.h"
+
 namespace stowage::http {
 namespace {
 
@@ -171,6 +173,29 @@ TEST(ParseRetryAfter, ReadsSecondsAndDates) {
   EXPECT_EQ(parse_retry_after("", now), std::nullopt);
   EXPECT_EQ(parse_retry_after("12abc", now), std::nullopt);
   EXPECT_EQ(parse_retry_after("soon", now), std::nullopt);
+}
+
+TEST(ParseHttpDate, ReadsTheThreeFormsOfRfc9110) {
+  constexpr long long kSunday = 784111777;  // Sun, 06 Nov 1994 08:49:37 GMT
+  EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), kSunday);
+  EXPECT_EQ(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), kSunday);
+  EXPECT_EQ(parse_http_date("Sun Nov  6 08:49:37 1994"), kSunday);
+  EXPECT_EQ(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
+  EXPECT_EQ(parse_http_date("Tue, 29 Feb 2028 23:59:60 GMT"), 1835481600LL);
+  EXPECT_EQ(parse_http_date("Wednesday, 01-Jan-31 00:00:00 GMT"), 1924992000LL);  // 2031
+  EXPECT_EQ(parse_http_date("Fri Dec 31 23:59:59 1999"), 946684799LL);
+}
+
+TEST(ParseHttpDate, RefusesWhatIsNotAnHttpDate) {
+  for (const char* bad : {"", "Sun, 06 Nov 1994 08:49:37", "Sun, 06 Nov 1994 08:49:37 UTC",
+                          "Sun, 6 Nov 1994 08:49:37 GMT", "Sun, 31 Feb 1994 08:49:37 GMT",
+                          "Sun, 00 Nov 1994 08:49:37 GMT", "Sun, 06 Nox 1994 08:49:37 GMT",
+                          "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 1994 08:60:00 GMT",
+                          "Sun, 06 Nov 1994 08:49:37 GMT ", "Xyz, 06 Nov 1994 08:49:37 GMT",
+                          "Sunday, 06-Nov-1994 08:49:37 GMT", "Sun Nov 06 08:49:37 94",
+                          "Sun Nov  6 08:49:37 1994 GMT", "1994-11-06T08:49:37Z"}) {
+    EXPECT_EQ(parse_http_date(bad), std::nullopt) << bad;
+  }
 }
 
 TEST(ReasonPhrase, KnowsCommonStatuses) {
