@@ -11,16 +11,20 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "base/error.h"
@@ -76,6 +80,12 @@ bool body_optional(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "DELETE" || method == "OPTIONS";
 }
 
+// Methods that may be sent twice with the effect of once (RFC 9110 section 9.2.2).
+bool idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
+         method == "OPTIONS" || method == "TRACE";
+}
+
 std::string errno_text(int err) {
   char buffer[256];
   return ::strerror_r(err, buffer, sizeof(buffer));
@@ -88,10 +98,17 @@ struct Failure {
   Code code;
   std::string what;
   bool cancelled = false;
+  // The peer closed or reset the connection (end of stream, ECONNRESET, EPIPE).
+  bool connection_lost = false;
 };
 
 [[noreturn]] void fail(Code code, std::string what) {
-  throw Failure{code, std::move(what), false};
+  throw Failure{code, std::move(what)};
+}
+
+[[noreturn]] void fail_io(std::string_view what, int err) {
+  throw Failure{Code::kUnavailable, std::string(what) + errno_text(err), false,
+                err == ECONNRESET || err == EPIPE};
 }
 
 // The most relevant queued OpenSSL error as text (and the queue cleared); fallback if none.
@@ -138,6 +155,8 @@ class Deadlines {
     window_start_ = SteadyClock::now();
     window_bytes_ = bytes_;
   }
+  // Stops it while the next connection (a redirect hop, a retry) is set up.
+  void disarm_low_speed() { armed_ = false; }
 
   void moved(std::size_t bytes) { bytes_ += bytes; }
 
@@ -164,9 +183,11 @@ class Deadlines {
     }
   }
 
-  // Waits until fd is ready for events. False when phase_deadline passed first; throws for the
-  // limits check() enforces.
-  bool wait(int fd, short events, std::optional<SteadyClock::time_point> phase_deadline = {}) {
+  // Calls ready_within(slice) with slices of at most kPollSlice until it returns true. False
+  // when phase_deadline passed first; throws for the limits check() enforces.
+  template <typename ReadyWithin>
+  bool wait_for(ReadyWithin&& ready_within,
+                std::optional<SteadyClock::time_point> phase_deadline = {}) {
     while (true) {
       check();
       const auto now = SteadyClock::now();
@@ -179,15 +200,24 @@ class Deadlines {
           slice = std::min(slice, std::chrono::ceil<milliseconds>(*limit - now));
         }
       }
-      pollfd p{fd, events, 0};
-      const int rc = ::poll(&p, 1, static_cast<int>(std::max<milliseconds::rep>(slice.count(), 1)));
-      if (rc > 0) {
+      if (ready_within(std::max(slice, milliseconds(1)))) {
         return true;
       }
-      if (rc < 0 && errno != EINTR) {
-        fail(Code::kUnavailable, "poll failed: " + errno_text(errno));
-      }
     }
+  }
+
+  // Waits until fd is ready for events; as wait_for().
+  bool wait(int fd, short events, std::optional<SteadyClock::time_point> phase_deadline = {}) {
+    return wait_for(
+        [&](milliseconds slice) {
+          pollfd p{fd, events, 0};
+          const int rc = ::poll(&p, 1, static_cast<int>(slice.count()));
+          if (rc < 0 && errno != EINTR) {
+            fail(Code::kUnavailable, "poll failed: " + errno_text(errno));
+          }
+          return rc > 0;
+        },
+        phase_deadline);
   }
 
  private:
@@ -282,22 +312,39 @@ std::string read_whole_file(const std::string& path, std::string_view what) {
   return out;
 }
 
+struct X509InfosDeleter {
+  void operator()(STACK_OF(X509_INFO) * infos) const {
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+  }
+};
+
 void use_ca_pem(SSL_CTX* ctx, const std::string& pem) {
   Bio bio = memory_bio(pem);
+  // Reads every block (TRUSTED CERTIFICATE ones too) and fails on a damaged one, rather than
+  // trusting only the part of a bundle before it.
+  std::unique_ptr<STACK_OF(X509_INFO), X509InfosDeleter> infos(
+      PEM_X509_INFO_read_bio(bio.get(), nullptr, no_passphrase, nullptr));
+  if (!infos) {
+    fail_tls_config("malformed PEM in the CA data: " + openssl_error("unreadable"));
+  }
   X509_STORE* store = SSL_CTX_get_cert_store(ctx);
   int added = 0;
-  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr)) {
-    const int ok = X509_STORE_add_cert(store, cert);
-    X509_free(cert);
-    if (ok != 1) {
+  for (int i = 0; i < sk_X509_INFO_num(infos.get()); ++i) {
+    X509* cert = sk_X509_INFO_value(infos.get(), i)->x509;
+    if (cert == nullptr) {
+      continue;
+    }
+    if (X509_STORE_add_cert(store, cert) != 1) {
       fail_tls_config("cannot add a CA certificate: " + openssl_error("unknown error"));
     }
     ++added;
   }
-  ERR_clear_error();  // the end of the data reads as "no start line"
   if (added == 0) {
     fail_tls_config("no PEM certificate in the CA data");
   }
+  // A CA the caller names is a trust anchor even when it is an intermediate, as curl and Go
+  // treat it: the chain need not reach a self-signed root.
+  X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
 }
 
 void use_client_certificate(SSL_CTX* ctx, const std::string& pem) {
@@ -379,7 +426,9 @@ SslCtx build_tls_context(const TlsOptions& tls) {
   return ctx;
 }
 
-// A length-prefixed rendering of every field: the cache key of a TlsOptions.
+// The cache key of a TlsOptions: a length-prefixed rendering of every field, and the identity of
+// each file it names as it is now (device, inode, size, modification time), so that a file
+// rewritten or replaced on disk (a rotated client certificate) gets a fresh context.
 std::string tls_key(const TlsOptions& tls) {
   std::string key = tls.insecure ? "1" : "0";
   key += tls.also_trust_system_store ? "1" : "0";
@@ -390,8 +439,29 @@ std::string tls_key(const TlsOptions& tls) {
     key += ':';
     key += *field;
   }
+  for (const std::string* path : {&tls.ca_file, &tls.client_cert_file, &tls.client_key_file}) {
+    struct stat st {};
+    if (path->empty() || ::stat(path->c_str(), &st) != 0) {
+      key += "|-";  // building the context reports an unreadable file
+      continue;
+    }
+    for (const auto n :
+         {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+          static_cast<std::uint64_t>(st.st_size), static_cast<std::uint64_t>(st.st_mtim.tv_sec),
+          static_cast<std::uint64_t>(st.st_mtim.tv_nsec)}) {
+      key += '|';
+      key += std::to_string(n);
+    }
+  }
   return key;
 }
+
+// The bound on setting a connection up past TCP connect (proxy CONNECT, TLS handshake), as
+// curl's connect timeout bounds them; what names the step in the timeout message.
+struct SetupDeadline {
+  SteadyClock::time_point at;
+  std::string what;
+};
 
 // One TCP connection, optionally with TLS on top. Owned by one transfer at a time or the pool.
 class Connection {
@@ -414,6 +484,7 @@ class Connection {
   // Runs the TLS handshake; host is verified unless tls.insecure.
   void start_tls(SSL_CTX* ctx, const std::string& host, const TlsOptions& tls, Deadlines& limits,
                  SteadyClock::time_point setup_deadline) {
+    const SetupDeadline setup{setup_deadline, "TLS handshake with " + host};
     ERR_clear_error();
     ssl_ = SSL_new(ctx);
     BIO* bio = ssl_ == nullptr ? nullptr : BIO_new(socket_bio_method());
@@ -444,9 +515,7 @@ class Connection {
       const int err = SSL_get_error(ssl_, rc);
       const int saved_errno = errno;
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        if (!limits.wait(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, setup_deadline)) {
-          fail(Code::kDeadlineExceeded, "TLS handshake with " + host + " timed out");
-        }
+        await(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, limits, &setup);
         continue;
       }
       const long verify = SSL_get_verify_result(ssl_);
@@ -472,7 +541,8 @@ class Connection {
     }
   }
 
-  void write_all(std::string_view data, Deadlines& limits) {
+  // Writes all of data. setup: a connection-setup step with its own deadline.
+  void write_all(std::string_view data, Deadlines& limits, const SetupDeadline* setup = nullptr) {
     while (!data.empty()) {
       limits.check();
       std::size_t n = 0;
@@ -484,8 +554,11 @@ class Connection {
           const int err = SSL_get_error(ssl_, rc);
           const int saved_errno = errno;
           if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-            limits.wait(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
+            await(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, limits, setup);
             continue;
+          }
+          if (err == SSL_ERROR_SYSCALL && saved_errno != 0 && ERR_peek_error() == 0) {
+            fail_io("send failed: ", saved_errno);
           }
           fail(Code::kUnavailable,
                "send failed: " +
@@ -495,13 +568,13 @@ class Connection {
         const ssize_t rc = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
         if (rc < 0) {
           if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            limits.wait(fd_, POLLOUT);
+            await(POLLOUT, limits, setup);
             continue;
           }
           if (errno == EINTR) {
             continue;
           }
-          fail(Code::kUnavailable, "send failed: " + errno_text(errno));
+          fail_io("send failed: ", errno);
         }
         n = static_cast<std::size_t>(rc);
       }
@@ -511,7 +584,9 @@ class Connection {
   }
 
   // Reads what is available (waiting for at least one byte); 0 at the end of the stream.
-  std::size_t read_some(char* buffer, std::size_t size, Deadlines& limits) {
+  // setup: as for write_all().
+  std::size_t read_some(char* buffer, std::size_t size, Deadlines& limits,
+                        const SetupDeadline* setup = nullptr) {
     while (true) {
       limits.check();
       if (ssl_ != nullptr) {
@@ -526,12 +601,15 @@ class Connection {
         const int err = SSL_get_error(ssl_, rc);
         const int saved_errno = errno;
         if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-          limits.wait(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
+          await(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, limits, setup);
           continue;
         }
         if (err == SSL_ERROR_ZERO_RETURN ||
             (err == SSL_ERROR_SYSCALL && saved_errno == 0 && ERR_peek_error() == 0)) {
           return 0;
+        }
+        if (err == SSL_ERROR_SYSCALL && saved_errno != 0 && ERR_peek_error() == 0) {
+          fail_io("receive failed: ", saved_errno);
         }
         fail(Code::kUnavailable,
              "receive failed: " +
@@ -543,15 +621,21 @@ class Connection {
         return static_cast<std::size_t>(rc);
       }
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        limits.wait(fd_, POLLIN);
+        await(POLLIN, limits, setup);
       } else if (errno != EINTR) {
-        fail(Code::kUnavailable, "receive failed: " + errno_text(errno));
+        fail_io("receive failed: ", errno);
       }
     }
   }
 
+  // Bytes OpenSSL has read from the socket and decrypted but nobody has taken yet.
+  bool holds_tls_bytes() const { return ssl_ != nullptr && SSL_pending(ssl_) > 0; }
+
   // False when an idle connection was closed by the peer or holds unexpected bytes.
   bool still_idle() {
+    if (holds_tls_bytes()) {
+      return false;
+    }
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, 0) == 0) {
       return true;
@@ -559,20 +643,45 @@ class Connection {
     if ((p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
       return false;
     }
-    if (ssl_ != nullptr) {
-      // Readable may be a late TLS 1.3 session ticket, which leaves the connection usable.
-      ERR_clear_error();
-      char byte = 0;
-      std::size_t n = 0;
-      const int rc = SSL_peek_ex(ssl_, &byte, 1, &n);
-      const bool alive = rc != 1 && SSL_get_error(ssl_, rc) == SSL_ERROR_WANT_READ;
-      ERR_clear_error();
-      return alive;
+    // End of stream, or bytes nobody asked for; for TLS, perhaps only a late session ticket.
+    return ssl_ != nullptr && only_tls_housekeeping();
+  }
+
+  // True when the peer has sent something (a response, the end of the stream) while the request
+  // is still being written; does not wait.
+  bool peer_spoke() {
+    if (holds_tls_bytes()) {
+      return true;
     }
-    return false;  // end of stream, or bytes nobody asked for
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) {
+      return false;
+    }
+    return ssl_ == nullptr || !only_tls_housekeeping();
   }
 
  private:
+  // After poll() found the socket readable: true when it held only TLS records without
+  // application data or an end (a TLS 1.3 session ticket), which leave the connection as it was.
+  bool only_tls_housekeeping() {
+    ERR_clear_error();
+    char byte = 0;
+    std::size_t n = 0;
+    const int rc = SSL_peek_ex(ssl_, &byte, 1, &n);
+    const bool housekeeping = rc != 1 && SSL_get_error(ssl_, rc) == SSL_ERROR_WANT_READ;
+    ERR_clear_error();
+    return housekeeping;
+  }
+
+  // Waits for events on the socket; past a setup step's deadline, fails with kDeadlineExceeded.
+  void await(short events, Deadlines& limits, const SetupDeadline* setup) {
+    if (!limits.wait(fd_, events, setup != nullptr ? std::optional(setup->at) : std::nullopt)) {
+      fail(Code::kDeadlineExceeded, setup->what + " timed out after " +
+                                        std::to_string(limits.connect_timeout().count()) +
+                                        " milliseconds");
+    }
+  }
+
   int fd_;
   SSL* ssl_ = nullptr;
 };
@@ -684,21 +793,82 @@ std::string address_text(const sockaddr* address) {
   return text;
 }
 
-// Resolves host and connects to each address in turn, each attempt within connect_timeout.
-std::unique_ptr<Connection> connect_tcp(const std::string& host, std::uint16_t port,
-                                        Deadlines& limits) {
+struct AddrinfoDeleter {
+  void operator()(addrinfo* a) const { ::freeaddrinfo(a); }
+};
+using Addresses = std::unique_ptr<addrinfo, AddrinfoDeleter>;
+
+// One getaddrinfo call and its outcome, shared between the resolver thread and the transfer
+// waiting for it, so that a transfer that gives up leaves the thread valid state to write to.
+struct Resolution {
+  std::mutex mutex;  // guards done, rc, error and addresses; done_changed signals done
+  std::condition_variable done_changed;
+  bool done = false;
+  int rc = 0;
+  int error = 0;  // errno, for EAI_SYSTEM
+  Addresses addresses;
+};
+
+void run_getaddrinfo(const std::string& host, const std::string& port, int flags,
+                     Resolution& into) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
+  hints.ai_flags = AI_NUMERICSERV | flags;
   addrinfo* found = nullptr;
-  const std::string port_text = std::to_string(port);
-  if (const int rc = ::getaddrinfo(host.c_str(), port_text.c_str(), &hints, &found); rc != 0) {
-    fail(Code::kUnavailable, "could not resolve host " + host + ": " +
-                                 (rc == EAI_SYSTEM ? errno_text(errno) : ::gai_strerror(rc)));
+  const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
+  const int error = errno;
+  std::lock_guard lock(into.mutex);
+  into.rc = rc;
+  into.error = error;
+  into.addresses.reset(found);
+  into.done = true;
+}
+
+// The addresses of host. getaddrinfo cannot be interrupted, so a name (not an address literal)
+// is resolved on a detached thread of its own while the transfer waits in slices that honour a
+// stop request, the total timeout and the connect timeout.
+Addresses resolve(const std::string& host, const std::string& port, Deadlines& limits) {
+  auto resolution = std::make_shared<Resolution>();
+  if (is_ip_literal(host)) {
+    run_getaddrinfo(host, port, AI_NUMERICHOST, *resolution);
+  } else {
+    try {
+      std::thread([resolution, host, port] {
+        run_getaddrinfo(host, port, 0, *resolution);
+        resolution->done_changed.notify_all();
+      }).detach();
+    } catch (const std::system_error& e) {
+      fail(Code::kResourceExhausted,
+           "could not resolve host " + host + ": cannot start a resolver thread: " + e.what());
+    }
+    const bool resolved = limits.wait_for(
+        [&](milliseconds slice) {
+          std::unique_lock lock(resolution->mutex);
+          return resolution->done_changed.wait_for(lock, slice, [&] { return resolution->done; });
+        },
+        SteadyClock::now() + limits.connect_timeout());
+    if (!resolved) {
+      fail(Code::kDeadlineExceeded, "resolving host " + host + " timed out after " +
+                                        std::to_string(limits.connect_timeout().count()) +
+                                        " milliseconds");
+    }
   }
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> addresses(found, ::freeaddrinfo);
-  limits.check();
+  std::lock_guard lock(resolution->mutex);
+  if (resolution->rc != 0) {
+    fail(Code::kUnavailable, "could not resolve host " + host + ": " +
+                                 (resolution->rc == EAI_SYSTEM ? errno_text(resolution->error)
+                                                               : ::gai_strerror(resolution->rc)));
+  }
+  return std::move(resolution->addresses);
+}
+
+// Resolves host and connects to each address in turn, each attempt within connect_timeout.
+std::unique_ptr<Connection> connect_tcp(const std::string& host, std::uint16_t port,
+                                        Deadlines& limits) {
+  const std::string port_text = std::to_string(port);
+  const Addresses addresses = resolve(host, port_text, limits);
+  const addrinfo* found = addresses.get();
   std::string last_error = "no address";
   bool all_timed_out = true;
   for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
@@ -737,9 +907,15 @@ std::unique_ptr<Connection> connect_tcp(const std::string& host, std::uint16_t p
        last_error);
 }
 
-// Reads one whole response head (and a bounded body) from a proxy answering CONNECT.
+// Asks the proxy for a tunnel to target, within the setup deadline. The answer is read only as
+// far as the end of its head: what follows a 2xx is the tunnel, and a refusal's body (of a length
+// that need not be known on a connection the proxy keeps open) is not worth waiting for; the
+// connection is dropped instead.
 void open_tunnel(Connection& connection, const Http1Url& target, const Proxy& proxy,
-                 const std::string& user_agent, Deadlines& limits) {
+                 const std::string& user_agent, Deadlines& limits,
+                 SteadyClock::time_point setup_deadline) {
+  const SetupDeadline setup{setup_deadline,
+                            "proxy " + proxy.url.host_port() + " CONNECT to " + target.host_port()};
   std::string head =
       "CONNECT " + target.host_port() + " HTTP/1.1\r\nHost: " + target.host_port() + "\r\n";
   if (!proxy.authorization.empty()) {
@@ -749,36 +925,24 @@ void open_tunnel(Connection& connection, const Http1Url& target, const Proxy& pr
     head += "User-Agent: " + user_agent + "\r\n";
   }
   head += "\r\n";
-  connection.write_all(head, limits);
+  connection.write_all(head, limits, &setup);
   ResponseDecoder decoder(false, true);
-  char buffer[4096];
-  std::uint64_t body = 0;
   try {
-    while (!decoder.done()) {
-      // One byte at a time once the head is near: nothing past the CONNECT answer may be taken.
-      const std::size_t n =
-          connection.read_some(buffer, decoder.head_complete() ? sizeof(buffer) : 1, limits);
-      if (n == 0) {
-        decoder.finish();
-        break;
+    while (!decoder.head_complete()) {
+      // One byte at a time: nothing past the head may be taken.
+      char byte = 0;
+      if (connection.read_some(&byte, 1, limits, &setup) == 0) {
+        decoder.finish();  // throws: the head is not complete
       }
-      std::string_view in(buffer, n);
-      while (!in.empty() && !decoder.done()) {
-        std::string_view piece;
-        in.remove_prefix(decoder.feed(in, &piece));
-        body += piece.size();
-      }
-      if (body > kMaxDrainBytes) {
-        break;
-      }
+      std::string_view body;
+      decoder.feed(std::string_view(&byte, 1), &body);
     }
   } catch (const Error& e) {
     fail(Code::kUnavailable, "proxy " + proxy.url.host_port() + ": " + e.what());
   }
-  const int status = decoder.head_complete() ? decoder.status() : 0;
-  if (status < 200 || status >= 300) {
+  if (decoder.status() < 200 || decoder.status() >= 300) {
     fail(Code::kUnavailable, "proxy " + proxy.url.host_port() + " refused CONNECT to " +
-                                 target.host_port() + ": HTTP " + std::to_string(status));
+                                 target.host_port() + ": HTTP " + std::to_string(decoder.status()));
   }
 }
 
@@ -997,7 +1161,7 @@ struct Http1Client::Impl {
     const auto setup_deadline = SteadyClock::now() + limits.connect_timeout();
     if (hop.url.tls()) {
       if (proxy) {
-        open_tunnel(*connection, hop.url, *proxy, options.user_agent, limits);
+        open_tunnel(*connection, hop.url, *proxy, options.user_agent, limits, setup_deadline);
       }
       connection->start_tls(ctx, hop.url.host, tls, limits, setup_deadline);
     }
@@ -1025,7 +1189,9 @@ std::string render_head(const Request& request, const Hop& hop, const Proxy* pla
   }
   head += hop.url.target;
   head += " HTTP/1.1\r\n";
-  if (!headers.contains("Host")) {
+  // A caller's Host names the first host; another one, after a redirect, gets its own, as curl
+  // sends it.
+  if (!hop.send_credentials || !headers.contains("Host")) {
     head += "Host: " + hop.url.authority() + "\r\n";
   }
   if (hop.url.has_userinfo && hop.send_credentials && !headers.contains("Authorization")) {
@@ -1050,7 +1216,8 @@ std::string render_head(const Request& request, const Hop& hop, const Proxy* pla
     if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding")) {
       continue;  // the body decides its framing
     }
-    if (!hop.send_credentials && (iequals(name, "Authorization") || iequals(name, "Cookie"))) {
+    if (!hop.send_credentials &&
+        (iequals(name, "Authorization") || iequals(name, "Cookie") || iequals(name, "Host"))) {
       continue;  // not for another host after a redirect, as curl does
     }
     head += name;
@@ -1070,6 +1237,213 @@ bool asks_to_close(const Headers& headers) {
   }
   return false;
 }
+
+// A request body as it goes on the wire: in memory or from a source, and its framing.
+struct OutgoingBody {
+  const std::string* text = nullptr;  // null without a body or with a source
+  const BodySource* source = nullptr;
+  std::optional<std::uint64_t> length;  // Content-Length
+  bool chunked = false;
+};
+
+// One request and its response on one connection: writes the request, hands the response to the
+// transfer (or notes the redirect to follow), and tells whether the connection may carry another
+// request. A server may answer before it has the whole body (413, 401) and stop reading: its
+// response is returned, as curl does, rather than the failure to send the rest.
+class Exchange {
+ public:
+  Exchange(Connection& connection, Transfer& t, const Hop& hop, Deadlines& limits,
+           std::string& buffer)
+      : connection_(connection),
+        t_(t),
+        limits_(limits),
+        buffer_(buffer),
+        decoder_(hop.method == "HEAD", false) {}
+
+  void send(const std::string& head, const OutgoingBody& body) {
+    try {
+      if (body.source == nullptr && (body.text == nullptr || body.text->size() <= kSendPiece)) {
+        connection_.write_all(body.text == nullptr ? head : head + *body.text, limits_);
+        request_written_ = true;
+      } else {
+        connection_.write_all(head, limits_);
+        request_written_ = write_body(body);
+      }
+    } catch (Failure& f) {
+      if (!f.connection_lost) {
+        throw;
+      }
+      lost_while_sending_ = std::move(f);  // reported unless a response was already sent
+    }
+  }
+
+  // Reads the response until it ends or the caller stops it.
+  void receive() {
+    try {
+      while (!finished()) {
+        read_once();
+      }
+    } catch (const Failure& f) {
+      if (lost_while_sending_ && !decoder_.started() && !f.cancelled) {
+        throw *lost_while_sending_;
+      }
+      throw;
+    }
+    t_.response.aborted = stopped_;
+  }
+
+  bool response_started() const { return decoder_.started(); }
+  bool request_written() const { return request_written_; }
+  bool source_read() const { return source_read_; }
+
+  bool reusable() const {
+    return decoder_.done() && !stopped_ && !leftover_ && request_written_ &&
+           decoder_.keep_alive() && !connection_.holds_tls_bytes();
+  }
+
+  HopResult result() const {
+    HopResult out;
+    out.finished = !redirect_;
+    if (redirect_) {
+      out.location = location_;
+      out.status = decoder_.status();
+    }
+    return out;
+  }
+
+ private:
+  bool finished() const {
+    // A followed redirect's long body is not worth reading: the connection is dropped instead.
+    return decoder_.done() || stopped_ || (redirect_ && drained_ > kMaxDrainBytes);
+  }
+
+  // Writes the body in pieces; false when the server answered before it was all sent.
+  bool write_body(const OutgoingBody& body) {
+    std::string piece(body.source != nullptr ? kSendPiece + 32 : 0, '\0');
+    std::uint64_t sent = 0;
+    while (true) {
+      if (connection_.peer_spoke()) {
+        read_once();
+        if (decoder_.head_complete() || finished()) {
+          return false;
+        }
+      }
+      if (body.text != nullptr) {
+        const std::string_view rest = std::string_view(*body.text).substr(sent);
+        if (rest.empty()) {
+          return true;
+        }
+        const std::string_view part = rest.substr(0, kSendPiece);
+        connection_.write_all(part, limits_);
+        sent += part.size();
+        continue;
+      }
+      source_read_ = true;
+      const std::size_t offset = body.chunked ? 20 : 0;  // room for the chunk-size line
+      std::size_t room = kSendPiece;
+      if (body.length) {
+        room = static_cast<std::size_t>(std::min<std::uint64_t>(room, *body.length - sent));
+        if (room == 0) {
+          return true;
+        }
+      }
+      const std::size_t n = body.source->read(std::span<char>(piece.data() + offset, room));
+      if (n > room) {
+        throw_internal(describe(t_.request->method, t_.response.url) +
+                       ": request body source returned more bytes than asked for");
+      }
+      if (n == 0) {
+        if (body.length) {
+          throw_internal(describe(t_.request->method, t_.response.url) +
+                         ": request body source ended after " + std::to_string(sent) + " of " +
+                         std::to_string(*body.length) + " bytes");
+        }
+        connection_.write_all("0\r\n\r\n", limits_);
+        return true;
+      }
+      sent += n;
+      if (body.chunked) {
+        char size_line[20];
+        const int w = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", n);
+        const std::size_t start = offset - static_cast<std::size_t>(w);
+        std::memcpy(piece.data() + start, size_line, static_cast<std::size_t>(w));
+        std::memcpy(piece.data() + offset + n, "\r\n", 2);
+        connection_.write_all(
+            std::string_view(piece).substr(start, static_cast<std::size_t>(w) + n + 2), limits_);
+      } else {
+        connection_.write_all(std::string_view(piece.data(), n), limits_);
+      }
+    }
+  }
+
+  void read_once() {
+    const std::size_t n = connection_.read_some(buffer_.data(), buffer_.size(), limits_);
+    if (n == 0) {
+      try {
+        decoder_.finish();
+      } catch (const Error& e) {
+        // Closed before a byte of the response: the server most likely dropped the request.
+        throw Failure{e.code(), e.what(), false, !decoder_.started()};
+      }
+    }
+    consume(std::string_view(buffer_.data(), n));
+  }
+
+  void consume(std::string_view in) {
+    while (!in.empty() || (decoder_.done() && !t_.head_delivered && !redirect_)) {
+      std::string_view body;
+      std::size_t used = 0;
+      try {
+        used = decoder_.feed(in, &body);
+      } catch (const Error& e) {
+        fail(e.code(), e.what());
+      }
+      in.remove_prefix(used);
+      if (decoder_.head_complete() && !t_.head_delivered && !redirect_) {
+        const auto location = decoder_.headers().get("Location");
+        if (t_.request->follow_redirects && is_followed_redirect(decoder_.status()) && location) {
+          redirect_ = true;
+          location_ = *location;
+        } else {
+          deliver_head(t_, decoder_.status(), decoder_.headers());
+          if (t_.action == BodyAction::kAbort) {
+            stopped_ = true;
+            return;
+          }
+        }
+      }
+      if (!body.empty()) {
+        if (redirect_) {
+          drained_ += body.size();
+        } else if (!deliver_body(t_, body)) {
+          stopped_ = true;
+          return;
+        }
+      }
+      if (decoder_.done()) {
+        leftover_ = !in.empty();
+        return;
+      }
+      if (used == 0) {
+        fail(Code::kInternal, "response decoder made no progress");
+      }
+    }
+  }
+
+  Connection& connection_;
+  Transfer& t_;
+  Deadlines& limits_;
+  std::string& buffer_;
+  ResponseDecoder decoder_;
+  bool request_written_ = false;
+  bool source_read_ = false;
+  std::optional<Failure> lost_while_sending_;
+  bool redirect_ = false;
+  std::string location_;
+  std::uint64_t drained_ = 0;
+  bool stopped_ = false;
+  bool leftover_ = false;  // bytes after the response: the connection is out of step
+};
 
 }  // namespace
 
@@ -1152,8 +1526,13 @@ Response Http1Client::perform(const Request& request, const StreamHandlers* hand
           render_head(request, hop, proxy && !hop.url.tls() ? &*proxy : nullptr,
                       impl_->options.user_agent, length, chunked);
 
+      const OutgoingBody outgoing{with_body ? text_body : nullptr, with_body ? source : nullptr,
+                                  length, chunked};
+
       HopResult result;
       for (int attempt = 0;; ++attempt) {
+        // The low-speed check covers transfers, not the setup of the connection for them.
+        limits.disarm_low_speed();
         // A retry always takes a new connection: the pool may hold more dead ones.
         std::unique_ptr<Connection> connection = attempt == 0 ? impl_->take_idle(key) : nullptr;
         if (!connection) {
@@ -1161,131 +1540,25 @@ Response Http1Client::perform(const Request& request, const StreamHandlers* hand
           connection->key = key;
         }
         limits.arm_low_speed();
-        bool source_read = false;
-        ResponseDecoder decoder(hop.method == "HEAD", false);
+        Exchange exchange(*connection, t, hop, limits, buffer);
         try {
-          // Request.
-          if (!with_body || source != nullptr) {
-            connection->write_all(head, limits);
-          } else if (text_body->size() <= kSendPiece) {
-            connection->write_all(head + *text_body, limits);
-          } else {
-            connection->write_all(head, limits);
-            connection->write_all(*text_body, limits);
-          }
-          if (with_body && source != nullptr) {
-            source_read = true;
-            std::string piece(kSendPiece + 32, '\0');
-            std::uint64_t sent = 0;
-            while (true) {
-              const std::size_t offset = chunked ? 20 : 0;  // room for the chunk-size line
-              std::size_t room = kSendPiece;
-              if (length) {
-                room = static_cast<std::size_t>(std::min<std::uint64_t>(room, *length - sent));
-                if (room == 0) break;
-              }
-              const std::size_t n = source->read(std::span<char>(piece.data() + offset, room));
-              if (n > room) {
-                throw_internal(describe(method, t.response.url) +
-                               ": request body source returned more bytes than asked for");
-              }
-              if (n == 0) {
-                if (length) {
-                  throw_internal(describe(method, t.response.url) +
-                                 ": request body source ended after " + std::to_string(sent) +
-                                 " of " + std::to_string(*length) + " bytes");
-                }
-                connection->write_all("0\r\n\r\n", limits);
-                break;
-              }
-              sent += n;
-              if (chunked) {
-                char size_line[20];
-                const int w = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", n);
-                const std::size_t start = offset - static_cast<std::size_t>(w);
-                std::memcpy(piece.data() + start, size_line, static_cast<std::size_t>(w));
-                std::memcpy(piece.data() + offset + n, "\r\n", 2);
-                connection->write_all(
-                    std::string_view(piece).substr(start, static_cast<std::size_t>(w) + n + 2),
-                    limits);
-              } else {
-                connection->write_all(std::string_view(piece.data(), n), limits);
-              }
-            }
-          }
-
-          // Response.
-          bool redirect = false;
-          bool stopped = false;
-          bool leftover = false;
-          std::uint64_t drained = 0;
-          while (!decoder.done() && !stopped) {
-            const std::size_t n = connection->read_some(buffer.data(), buffer.size(), limits);
-            if (n == 0) {
-              try {
-                decoder.finish();
-              } catch (const Error& e) {
-                fail(e.code(), e.what());
-              }
-            }
-            std::string_view in(buffer.data(), n);
-            while (!in.empty() || (decoder.done() && !t.head_delivered && !redirect)) {
-              std::string_view body;
-              std::size_t used = 0;
-              try {
-                used = decoder.feed(in, &body);
-              } catch (const Error& e) {
-                fail(e.code(), e.what());
-              }
-              in.remove_prefix(used);
-              if (decoder.head_complete() && !t.head_delivered && !redirect) {
-                const auto location = decoder.headers().get("Location");
-                if (request.follow_redirects && is_followed_redirect(decoder.status()) &&
-                    location) {
-                  redirect = true;
-                  result.location = *location;
-                  result.status = decoder.status();
-                } else {
-                  deliver_head(t, decoder.status(), decoder.headers());
-                  if (t.action == BodyAction::kAbort) {
-                    stopped = true;
-                    break;
-                  }
-                }
-              }
-              if (!body.empty()) {
-                if (redirect) {
-                  drained += body.size();
-                } else if (!deliver_body(t, body)) {
-                  stopped = true;
-                  break;
-                }
-              }
-              if (decoder.done()) {
-                leftover = !in.empty();
-                break;
-              }
-              if (used == 0) {
-                fail(Code::kInternal, "response decoder made no progress");
-              }
-            }
-            if (redirect && drained > kMaxDrainBytes) {
-              break;  // not worth reading: the connection is dropped instead
-            }
-          }
-          if (stopped) {
-            t.response.aborted = true;
-          }
-          if (decoder.done() && !stopped && !leftover && decoder.keep_alive() &&
-              !asks_to_close(request.headers)) {
+          exchange.send(head, outgoing);
+          exchange.receive();
+          if (exchange.reusable() && !asks_to_close(request.headers)) {
             impl_->give_back(std::move(connection));
           }
-          result.finished = !redirect;
+          result = exchange.result();
           break;
         } catch (const Failure& f) {
-          const bool replayable = source == nullptr || !source_read;
-          if (attempt == 0 && connection->reused && !decoder.started() && replayable &&
-              !f.cancelled && f.code == Code::kUnavailable) {
+          // A pooled connection the server had closed: sent again on a new one, unless the
+          // server may have acted on it (a response began, or a non-idempotent request was
+          // written whole and the connection failed otherwise than by closing).
+          const bool unseen =
+              !exchange.response_started() &&
+              (idempotent(hop.method) || !exchange.request_written() || f.connection_lost);
+          const bool replayable = source == nullptr || !exchange.source_read();
+          if (attempt == 0 && connection->reused && unseen && replayable && !f.cancelled &&
+              f.code == Code::kUnavailable) {
             spdlog::debug(
                 "http reused connection failed before a response, retrying url={} error={}",
                 redact_url(hop.url_text), f.what);

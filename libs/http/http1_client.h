@@ -1,8 +1,9 @@
 // http::Http1Client: the Transport (transport.h) without libcurl, HTTP/1.1 over POSIX sockets and
 // OpenSSL, for processes that must stay small (the node agent). Same contract, error codes and
 // messages as the libcurl http::Client; keeps idle keep-alive connections in a bounded pool and one
-// SSL_CTX per distinct TlsOptions. Thread-safe: any number of threads may send at once. Create one
-// per process, share it by reference; it must outlive requests in flight. Never raises SIGPIPE.
+// SSL_CTX per distinct TlsOptions (and version of the files they name, so rotated certificates are
+// read again). Thread-safe: any number of threads may send at once. Create one per process, share
+// it by reference; it must outlive requests in flight. Never raises SIGPIPE.
 #pragma once
 
 #include <cstddef>

@@ -270,6 +270,9 @@ bool ResponseDecoder::take_line(std::string_view input, std::size_t& used, std::
 
 std::size_t ResponseDecoder::feed(std::string_view input, std::string_view* body) {
   *body = {};
+  // Before parsing: a request answered with malformed bytes was seen by the server, whatever
+  // the decoder makes of them, and must not be replayed.
+  received_ = received_ || (!input.empty() && !done_);
   std::size_t used = 0;
   while (used < input.size() && !done_ && body->empty()) {
     switch (state_) {
@@ -333,7 +336,6 @@ std::size_t ResponseDecoder::feed(std::string_view input, std::string_view* body
       case State::kDone: done_ = true; break;
     }
   }
-  bytes_seen_ += used;
   return used;
 }
 
@@ -481,7 +483,7 @@ void ResponseDecoder::finish() {
     done_ = true;
     return;
   }
-  if (bytes_seen_ == 0) {
+  if (!received_) {
     throw Error(Code::kUnavailable, "empty reply from server");
   }
   if (!head_complete_) {

@@ -77,7 +77,8 @@ class ResponseDecoder {
   // "empty reply from server" when not one byte arrived).
   void finish();
 
-  bool started() const { return bytes_seen_ > 0; }
+  // True once any byte of the response was fed, even one that feed() then refused.
+  bool started() const { return received_; }
   bool head_complete() const { return head_complete_; }
   bool done() const { return done_; }
   Framing framing() const { return framing_; }
@@ -114,7 +115,7 @@ class ResponseDecoder {
   bool at_status_line_ = true;
   std::size_t head_bytes_ = 0;
   std::size_t trailer_bytes_ = 0;
-  std::uint64_t bytes_seen_ = 0;
+  bool received_ = false;
   bool head_complete_ = false;
   bool done_ = false;
   bool connection_close_ = false;

@@ -84,6 +84,8 @@ Outcome decode(std::string_view stream, const std::vector<std::size_t>* sizes, b
     out.consumed = 0;  // a failing feed() reports no count: only comparable without errors
     check(e.code() == stowage::Code::kUnavailable);
   }
+  // Counted before parsing, so a refused byte counts too: the request was answered.
+  check(decoder.started() == !stream.empty());
   out.done = decoder.done();
   out.head = decoder.head_complete();
   if (out.head) {

@@ -733,6 +733,72 @@ TEST_P(HttpClient, ASourceReturningMoreThanAskedIsInternal) {
   EXPECT_EQ(expect_error([&] { client.send(r); }).code(), Code::kInternal);
 }
 
+TEST_P(HttpClient, AnAnswerBeforeTheWholeUploadIsReturned) {
+  // A registry refusing a blob by its head: answers and closes without reading the body.
+  TestServer server(
+      [](const RawRequest&, Connection& c) {
+        c.write(make_response(413, "too large", {{"Connection", "close"}}));
+        c.close();
+      },
+      TestServer::Read::kHeadOnly);
+  Transport& client = make_client();
+  constexpr std::uint64_t kSize = 32 << 20;
+  std::uint64_t given = 0;
+  Request r = get(server.url("/v2/x/blobs/uploads/1"));
+  r.method = "PUT";
+  r.body = BodySource{[&](std::span<char> buffer) {
+                        const auto n = std::min<std::uint64_t>(buffer.size(), kSize - given);
+                        std::fill_n(buffer.data(), n, 'b');
+                        given += n;
+                        return static_cast<std::size_t>(n);
+                      },
+                      kSize};
+  const Response response = client.send(r);
+  EXPECT_EQ(response.status, 413);
+  EXPECT_EQ(response.body, "too large");
+  EXPECT_LT(given, kSize);
+  if (is_http1()) {  // curl keeps its handle (without the connection)
+    EXPECT_EQ(testing::idle_count(client), 0U);
+  }
+}
+
+TEST_P(HttpClient, AMalformedAnswerOnAReusedConnectionIsNotReplayed) {
+  std::atomic<int> seen{0};
+  TestServer server([&](const RawRequest&, Connection& c) {
+    if (++seen == 2) {
+      c.write("garbage\r\n\r\n");
+      c.close();
+      return;
+    }
+    c.write(make_response(200, "ok"));
+  });
+  Transport& client = make_client();
+  EXPECT_EQ(client.send(get(server.url("/one"))).body, "ok");
+  Request post = get(server.url("/two"));
+  post.method = "POST";
+  post.body = std::string("once");
+  expect_error([&] { client.send(post); });
+  EXPECT_EQ(server.requests_received(), 2);
+}
+
+// --- Name resolution -------------------------------------------------------------------------
+
+TEST_P(HttpClient, ResolvesLocalhost) {
+  TestServer server([](const RawRequest&, Connection& c) { c.write(make_response(200, "here")); });
+  Transport& client = make_client();
+  const std::string url = "http://localhost:" + std::to_string(server.port()) + "/";
+  EXPECT_EQ(client.send(get(url)).body, "here");
+}
+
+TEST_P(HttpClient, AnUnresolvableHostIsUnavailableAndNamed) {
+  // A label longer than DNS allows fails in the resolver itself, without any network.
+  const std::string host = std::string(64, 'a') + ".invalid";
+  Transport& client = make_client();
+  const Error e = expect_error([&] { client.send(get("http://" + host + ":8080/v2/")); });
+  EXPECT_EQ(e.code(), Code::kUnavailable) << e.what();
+  EXPECT_NE(std::string(e.what()).find(host), std::string::npos) << e.what();
+}
+
 // --- Redirects --------------------------------------------------------------------------------
 
 TEST_P(HttpClient, ResolvesARelativeLocation) {
@@ -831,7 +897,79 @@ TEST_P(HttpClient, AuthorizationIsNotSentToAnotherHostAfterARedirect) {
   EXPECT_EQ(at_other.last().headers.get("X-Other"), "kept");
 }
 
+TEST_P(HttpClient, ACallerHostHeaderGoesOnlyToTheFirstHost) {
+  Recorder at_other;
+  TestServer other([&](const RawRequest& r, Connection& c) {
+    at_other.add(r);
+    c.write(make_response(200, "other"));
+  });
+  Recorder at_origin;
+  TestServer origin([&](const RawRequest& r, Connection& c) {
+    at_origin.add(r);
+    c.write(make_response(
+        302, "", {{"Location", "http://localhost:" + std::to_string(other.port()) + "/landing"}}));
+  });
+  Transport& client = make_client();
+  Request r = get(origin.url("/away"));
+  r.follow_redirects = true;
+  r.headers.add("Host", "registry.example");
+  EXPECT_EQ(client.send(r).body, "other");
+  EXPECT_EQ(at_origin.last().headers.get_all("Host"),
+            (std::vector<std::string>{"registry.example"}));
+  EXPECT_EQ(at_other.last().headers.get_all("Host"),
+            (std::vector<std::string>{"localhost:" + std::to_string(other.port())}));
+}
+
 // --- Proxies --------------------------------------------------------------------------------
+
+TEST_P(HttpClient, AProxyThatNeverAnswersConnectTimesOut) {
+  TestServer proxy([](const RawRequest&, Connection& c) { c.stall(); });
+  Transport& client = make_client("http://127.0.0.1:" + std::to_string(proxy.port()));
+  Request r = get("https://127.0.0.1:" + std::to_string(testing::free_port()) + "/v2/");
+  r.timeout = 0ms;
+  r.connect_timeout = 500ms;
+  const auto start = std::chrono::steady_clock::now();
+  const Error e = expect_error([&] { client.send(r); });
+  EXPECT_EQ(e.code(), Code::kDeadlineExceeded) << e.what();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, kDeadline);
+  if (is_http1()) {
+    EXPECT_NE(std::string(e.what()).find("CONNECT to 127.0.0.1:"), std::string::npos) << e.what();
+  }
+}
+
+TEST_P(HttpClient, AStopRequestEndsAWaitForAProxyToAnswerConnect) {
+  TestServer proxy([](const RawRequest&, Connection& c) { c.stall(); });
+  Transport& client = make_client("http://127.0.0.1:" + std::to_string(proxy.port()));
+  std::stop_source stop;
+  Request r = get("https://127.0.0.1:" + std::to_string(testing::free_port()) + "/v2/");
+  r.timeout = 0ms;
+  r.connect_timeout = 0ms;
+  r.stop = stop.get_token();
+  auto done = std::async(std::launch::async, [&] { client.send(r); });
+  ASSERT_TRUE(proxy.wait_for_requests(1, kDeadline));
+  stop.request_stop();
+  ASSERT_EQ(done.wait_for(kDeadline), std::future_status::ready);
+  const Error e = expect_error([&] { done.get(); });
+  EXPECT_EQ(e.code(), Code::kUnavailable) << e.what();
+  EXPECT_NE(std::string(e.what()).find("cancelled"), std::string::npos) << e.what();
+}
+
+TEST_P(HttpClient, AProxyRefusalIsReportedWithoutWaitingForItsBody) {
+  // A 407 with neither a length nor a close: the body could go on until the proxy gives up.
+  TestServer proxy([](const RawRequest&, Connection& c) {
+    c.write("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n");
+    c.stall();
+  });
+  Transport& client = make_client("http://127.0.0.1:" + std::to_string(proxy.port()));
+  Request r = get("https://127.0.0.1:" + std::to_string(testing::free_port()) + "/v2/");
+  r.timeout = 0ms;
+  r.connect_timeout = 20s;
+  const auto start = std::chrono::steady_clock::now();
+  const Error e = expect_error([&] { client.send(r); });
+  EXPECT_LT(std::chrono::steady_clock::now() - start, kDeadline);
+  EXPECT_EQ(e.code(), Code::kUnavailable) << e.what();
+  EXPECT_NE(std::string(e.what()).find("407"), std::string::npos) << e.what();
+}
 
 TEST_P(HttpClient, AnHttpProxyGetsTheAbsoluteFormAndCredentials) {
   Recorder seen;

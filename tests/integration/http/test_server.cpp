@@ -60,7 +60,7 @@ class Reader {
   std::string buffer_;
 };
 
-std::optional<RawRequest> read_request(Reader& in) {
+std::optional<RawRequest> read_request(Reader& in, bool with_body) {
   auto request_line = in.line();
   if (!request_line || request_line->empty()) {
     return std::nullopt;
@@ -80,6 +80,9 @@ std::optional<RawRequest> read_request(Reader& in) {
     if (auto field = http::parse_header_line(*line)) {
       req.headers.add(std::move(field->first), std::move(field->second));
     }
+  }
+  if (!with_body) {
+    return req;
   }
   if (auto te = req.headers.get("Transfer-Encoding"); te && http::iequals(*te, "chunked")) {
     req.chunked = true;
@@ -160,7 +163,7 @@ std::string make_response(int status, std::string_view body,
   return out;
 }
 
-TestServer::TestServer(Handler handler) : handler_(std::move(handler)) {
+TestServer::TestServer(Handler handler, Read read) : handler_(std::move(handler)), read_(read) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) {
     throw std::runtime_error("test server: socket failed");
@@ -237,7 +240,7 @@ void TestServer::serve(int fd) {
   Connection connection(*this, fd);
   Reader in(fd);
   while (!connection.closed()) {
-    auto request = read_request(in);
+    auto request = read_request(in, read_ == Read::kWholeRequest);
     if (!request) {
       break;
     }
@@ -247,6 +250,9 @@ void TestServer::serve(int fd) {
     }
     changed_.notify_all();
     handler_(*request, connection);
+    if (read_ == Read::kHeadOnly) {
+      break;
+    }
   }
   connection.close();
 }

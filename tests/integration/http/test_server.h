@@ -62,7 +62,11 @@ class TestServer {
   // handler runs on the connection's own thread, once per request; it writes the response.
   using Handler = std::function<void(const RawRequest&, Connection&)>;
 
-  explicit TestServer(Handler handler);
+  // kHeadOnly: the handler runs once the request head is read and the body is left unread (a
+  // server that answers an upload early); the connection ends after the handler.
+  enum class Read { kWholeRequest, kHeadOnly };
+
+  explicit TestServer(Handler handler, Read read = Read::kWholeRequest);
   // Unblocks stalled handlers, closes every connection and joins the threads.
   ~TestServer();
   TestServer(const TestServer&) = delete;
@@ -84,6 +88,7 @@ class TestServer {
   void close_fd(int fd, bool reset);
 
   Handler handler_;
+  Read read_;
   int listen_fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<int> accepted_{0};

@@ -224,5 +224,18 @@ TEST(ResponseDecoder, AnEarlyCloseSaysWhatWasMissing) {
             std::string::npos);
 }
 
+TEST(ResponseDecoder, ARefusedFirstByteStillCountsAsStarted) {
+  // A malformed answer was an answer: the request must not be replayed on another connection.
+  ResponseDecoder d(false, false);
+  EXPECT_FALSE(d.started());
+  std::string_view body;
+  EXPECT_THROW(d.feed("garbage\r\n", &body), Error);
+  EXPECT_TRUE(d.started());
+
+  ResponseDecoder nothing(false, false);
+  EXPECT_EQ(nothing.feed("", &body), 0U);
+  EXPECT_FALSE(nothing.started());
+}
+
 }  // namespace
 }  // namespace stowage::http
