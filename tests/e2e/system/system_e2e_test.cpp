@@ -524,8 +524,35 @@ TEST_F(SystemE2e, LeaderFailoverMidRollout) {
   ASSERT_THAT(holder, HasSubstr("stowage-operator-"));
   const std::size_t leader = std::stoul(holder.substr(holder.rfind('-') + 1)) - 1;
   RolloutWatcher watcher;
-  apply(registry_config_yaml({"registry.example", "third.example"}));
-  ::kill(sb().operator_process(leader).pid(), SIGKILL);
+  {
+    // The agents are paused so that the rollout cannot end before the leader dies (three quick
+    // agents can apply it within the moment between the apply and the kill): it starts, one
+    // node's spec moves, and waits for that node's agent.
+    struct Paused {
+      Paused() {
+        for (std::size_t i = 0; i < kNodes.size(); ++i) {
+          ::kill(sb().agent_process(i).pid(), SIGSTOP);
+        }
+      }
+      ~Paused() {
+        for (std::size_t i = 0; i < kNodes.size(); ++i) {
+          ::kill(sb().agent_process(i).pid(), SIGCONT);
+        }
+      }
+    } paused;
+    apply(registry_config_yaml({"registry.example", "third.example"}));
+    ASSERT_TRUE(eventually(
+        "the rollout to start under the first leader",
+        [] {
+          for (const auto& n : kNodes) {
+            const auto nc = node_cache(n);
+            if (spec_hash(nc) != applied_hash(nc)) return true;
+          }
+          return false;
+        },
+        dump_state, std::chrono::seconds(60)));
+    ::kill(sb().operator_process(leader).pid(), SIGKILL);
+  }
   ASSERT_TRUE(eventually(
       "the rollout to finish under the new leader", [] { return registries_settled("cluster"); },
       dump_state, std::chrono::seconds(120)));
