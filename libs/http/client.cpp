@@ -353,6 +353,10 @@ Response Client::perform(const Request& request, const StreamHandlers* handlers)
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  // HTTP/1.1 only: libcurl 7.88's HTTP/2 reports an answer followed by a stream reset (what
+  // kube-apiserver sends for a 401 to a POST or PATCH whose body it did not read) as a partial
+  // transfer, so the 401 that should make a token be re-read is lost.
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_USERAGENT, impl_->options.user_agent.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list.get());

@@ -1,8 +1,8 @@
-// http::Client: the libcurl Transport under the OCI and Kubernetes clients. A pool of curl easy
-// handles keeps connections open for reuse; a curl share holds the DNS cache and TLS sessions.
-// Thread-safe: each concurrent request takes its own handle. Create one per process, share it by
-// reference; it must outlive requests in flight. Binaries should ignore SIGPIPE (the Client never
-// touches signal dispositions).
+// http::Client: the libcurl Transport (HTTP/1.1) under the OCI and Kubernetes clients. A pool of
+// curl easy handles keeps connections open for reuse; a curl share holds the DNS cache and TLS
+// sessions. Thread-safe: each concurrent request takes its own handle. Create one per process,
+// share it by reference; it must outlive requests in flight. Binaries should ignore SIGPIPE (the
+// Client never touches signal dispositions).
 #pragma once
 
 #include <cstddef>
