@@ -14,6 +14,7 @@
 #include "http/curl_errors.h"
 #include "http/errors.h"
 #include "http/redact.h"
+#include "http/request_checks.h"
 
 namespace stowage::http {
 namespace {
@@ -42,25 +43,6 @@ struct SlistDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
 };
 using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
-
-bool is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
-}
-
-bool is_safe_value(std::string_view s) {
-  return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == 0; });
-}
-
-// "GET https://host/path" with credentials removed: the "what and to what" of every message.
-std::string describe(std::string_view method, std::string_view url) {
-  std::string out(method);
-  out += ' ';
-  out += redact_url(url);
-  return out;
-}
 
 // Everything one curl_easy_perform needs from its callbacks; lives on the caller's stack.
 struct Transfer {
@@ -207,10 +189,6 @@ Error transport_error(CURLcode rc, const Transfer& t, const char* error_buffer) 
   return Error(code_for_curl(rc), std::move(message));
 }
 
-bool body_optional(std::string_view method) {
-  return method == "GET" || method == "HEAD" || method == "DELETE" || method == "OPTIONS";
-}
-
 }  // namespace
 
 struct Client::Impl {
@@ -292,15 +270,10 @@ std::size_t Client::idle_handles() const {
 }
 
 Response Client::perform(const Request& request, const StreamHandlers* handlers) {
+  check_request(request);
   const std::string& method = request.method;
-  if (!is_token(method)) {
-    throw_invalid("HTTP request to " + redact_url(request.url) + ": invalid method");
-  }
-  if (request.url.empty() || !is_safe_value(request.url)) {
-    throw_invalid(method + " request: missing or invalid URL");
-  }
 
-  // Headers, validated so that nothing a caller passes can inject a header or a request.
+  // Headers (checked by check_request).
   Slist header_list;
   auto append = [&](const std::string& line) {
     curl_slist* head = curl_slist_append(header_list.get(), line.c_str());
@@ -313,10 +286,6 @@ Response Client::perform(const Request& request, const StreamHandlers* handlers)
     }
   };
   for (const auto& [name, value] : request.headers) {
-    if (!is_token(name) || !is_safe_value(value)) {
-      throw_invalid(describe(method, request.url) + ": invalid header " +
-                    (is_token(name) ? name : std::string("name")));
-    }
     std::string line = name;
     line += value.empty() ? ";" : ": ";
     line += value;

@@ -30,6 +30,7 @@
 #include "base/error.h"
 #include "http/http1_protocol.h"
 #include "http/redact.h"
+#include "http/request_checks.h"
 
 namespace stowage::http {
 namespace {
@@ -56,29 +57,6 @@ constexpr std::uint16_t kDefaultProxyPort = 1080;
 constexpr int kKeepIdleSeconds = 30;
 constexpr int kKeepIntervalSeconds = 15;
 constexpr std::size_t kMaxTlsContexts = 32;
-
-bool is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
-}
-
-bool is_safe_value(std::string_view s) {
-  return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == 0; });
-}
-
-// "GET https://host/path" with credentials removed: the "what and to what" of every message.
-std::string describe(std::string_view method, std::string_view url) {
-  std::string out(method);
-  out += ' ';
-  out += redact_url(url);
-  return out;
-}
-
-bool body_optional(std::string_view method) {
-  return method == "GET" || method == "HEAD" || method == "DELETE" || method == "OPTIONS";
-}
 
 // Methods that may be sent twice with the effect of once (RFC 9110 section 9.2.2).
 bool idempotent(std::string_view method) {
@@ -1466,19 +1444,8 @@ std::size_t Http1Client::idle_connections() const {
 }
 
 Response Http1Client::perform(const Request& request, const StreamHandlers* handlers) {
+  check_request(request);
   const std::string& method = request.method;
-  if (!is_token(method)) {
-    throw_invalid("HTTP request to " + redact_url(request.url) + ": invalid method");
-  }
-  if (request.url.empty() || !is_safe_value(request.url)) {
-    throw_invalid(method + " request: missing or invalid URL");
-  }
-  for (const auto& [name, value] : request.headers) {
-    if (!is_token(name) || !is_safe_value(value)) {
-      throw_invalid(describe(method, request.url) + ": invalid header " +
-                    (is_token(name) ? name : std::string("name")));
-    }
-  }
   const auto* source = std::get_if<BodySource>(&request.body);
   if (source != nullptr && !source->read) {
     throw_invalid(describe(method, request.url) + ": body source without a read function");
