@@ -83,8 +83,8 @@ struct Agent::Runtime {
   std::unique_ptr<ImageReconciler> reconciler;
   std::unique_ptr<kube::Informer> informer;
   std::unique_ptr<http::Http1Client> registry_http;  // when no registry transport was given
-  std::unique_ptr<Exporter> exporter;           // made at the first planned export
-  std::vector<std::string> pause_images;        // the runtime's sandbox image: never pruned
+  std::unique_ptr<Exporter> exporter;                // made at the first planned export
+  std::vector<std::string> pause_images;             // the runtime's sandbox image: never pruned
   // While reconcile() pulls: the status last written or read, updated with each image that
   // starts pulling (on_pulling runs serialized on pull threads while run()'s thread waits).
   std::optional<api::NodeCacheStatus> live_status;

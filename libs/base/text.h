@@ -11,6 +11,9 @@
 
 namespace stowage {
 
+// Standard base64 with padding (RFC 4648 section 4).
+std::string base64_encode(std::string_view data);
+
 // The offset of the first byte that does not start or continue a well-formed UTF-8 sequence
 // (overlong forms, surrogates and code points past U+10FFFF are ill-formed), or nullopt.
 std::optional<std::size_t> find_invalid_utf8(std::string_view text);

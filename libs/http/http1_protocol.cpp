@@ -1,13 +1,13 @@
 #include "http/http1_protocol.h"
 
 #include <arpa/inet.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <charconv>
 #include <vector>
 
 #include "base/error.h"
+#include "base/text.h"
 
 namespace stowage::http {
 namespace {
@@ -239,12 +239,7 @@ std::string basic_credentials(std::string_view user, std::string_view password) 
   std::string plain(user);
   plain += ':';
   plain += password;
-  std::string out(4 * ((plain.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(plain.data()),
-                                static_cast<int>(plain.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return "Basic " + out;
+  return "Basic " + base64_encode(plain);
 }
 
 ResponseDecoder::ResponseDecoder(bool head_request, bool connect_request, ResponseLimits limits)

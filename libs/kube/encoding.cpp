@@ -8,8 +8,6 @@
 namespace stowage::kube {
 namespace {
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 int base64_value(char c) {
   if (c >= 'A' && c <= 'Z') {
     return c - 'A';
@@ -114,35 +112,6 @@ std::string format(std::chrono::system_clock::time_point t, bool micro) {
 }
 
 }  // namespace
-
-std::string base64_encode(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    const std::uint32_t v = static_cast<std::uint8_t>(data[i]) << 16 |
-                            static_cast<std::uint8_t>(data[i + 1]) << 8 |
-                            static_cast<std::uint8_t>(data[i + 2]);
-    out += kAlphabet[v >> 18 & 63];
-    out += kAlphabet[v >> 12 & 63];
-    out += kAlphabet[v >> 6 & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i + 1 == data.size()) {
-    const std::uint32_t v = static_cast<std::uint8_t>(data[i]) << 16;
-    out += kAlphabet[v >> 18 & 63];
-    out += kAlphabet[v >> 12 & 63];
-    out += "==";
-  } else if (i + 2 == data.size()) {
-    const std::uint32_t v =
-        static_cast<std::uint8_t>(data[i]) << 16 | static_cast<std::uint8_t>(data[i + 1]) << 8;
-    out += kAlphabet[v >> 18 & 63];
-    out += kAlphabet[v >> 12 & 63];
-    out += kAlphabet[v >> 6 & 63];
-    out += '=';
-  }
-  return out;
-}
 
 std::optional<std::string> base64_decode(std::string_view text) {
   std::string out;

@@ -7,10 +7,12 @@
 #include <string>
 #include <string_view>
 
+#include "base/text.h"
+
 namespace stowage::kube {
 
 // Standard base64 with padding, as Go's encoding/json writes []byte.
-std::string base64_encode(std::string_view data);
+using ::stowage::base64_encode;
 
 // Decodes standard base64; padding is optional and ASCII whitespace (line breaks in pasted data) is
 // skipped. std::nullopt for any other character or a malformed length.

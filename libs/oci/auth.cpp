@@ -648,34 +648,6 @@ std::ostream& operator<<(std::ostream& os, const Credentials& c) {
   return os << to_string(c);
 }
 
-std::string base64_encode(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    const std::uint32_t n = (static_cast<std::uint8_t>(data[i]) << 16) |
-                            (static_cast<std::uint8_t>(data[i + 1]) << 8) |
-                            static_cast<std::uint8_t>(data[i + 2]);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
-  }
-  if (const std::size_t left = data.size() - i; left > 0) {
-    std::uint32_t n = static_cast<std::uint8_t>(data[i]) << 16;
-    if (left == 2) {
-      n |= static_cast<std::uint8_t>(data[i + 1]) << 8;
-    }
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += left == 2 ? kAlphabet[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 std::optional<std::string> base64_decode(std::string_view text) {
   const auto value = [](char c) -> int {
     if (c >= 'A' && c <= 'Z') {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/text.h"
 #include "reference/reference.h"
 
 namespace stowage::oci {
@@ -45,7 +46,7 @@ std::string to_string(const Credentials& c);
 std::ostream& operator<<(std::ostream& os, const Credentials& c);
 
 // Standard base64 (padding optional on input, CR/LF ignored); decode gives nullopt on bad input.
-std::string base64_encode(std::string_view data);
+using ::stowage::base64_encode;
 std::optional<std::string> base64_decode(std::string_view text);
 
 // base64("user:password"), as in the `auth` field and after "Basic ".

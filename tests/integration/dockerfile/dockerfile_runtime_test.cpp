@@ -235,8 +235,8 @@ TEST(AgentBinary, LoadsOnlyTheCLibrary) {
   const auto agent = std::filesystem::path(STOWAGE_BINARY_DIR) / "bin" / "stowage-agent";
   std::vector<std::string> names;
   for (const auto& lib : shared_libraries(agent)) names.push_back(lib.filename().string());
-  EXPECT_THAT(names, ::testing::UnorderedElementsAre("libc.so.6", "libm.so.6",
-                                                     "ld-linux-x86-64.so.2"));
+  EXPECT_THAT(names,
+              ::testing::UnorderedElementsAre("libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2"));
 }
 
 }  // namespace
